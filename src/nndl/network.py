@@ -1,0 +1,186 @@
+"""A network: a stack of layers and a cost. Forward, backward, predict.
+
+The network knows how to compute outputs and gradients; it does not train
+itself (that is :mod:`nndl.training`) and does not print.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import costs as costs_mod
+from .errors import ConfigError
+from .layers.base import Layer
+from .layers.dense import Dense
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(dtype) -> np.dtype:
+    """float32/float64 (name or NumPy type) -> np.dtype; anything else is a ConfigError."""
+    try:
+        dt = np.dtype(DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def as_generator(rng) -> np.random.Generator:
+    """A Generator from a Generator, an int seed, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    raise ConfigError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+
+
+class Network:
+    """A feed-forward network.
+
+    Args:
+        layers: the layers, input side first. The last one must have an
+            activation (``Dense`` or ``ConvPool``): the cost pairs with it.
+        cost: name or :class:`~nndl.costs.Cost`.
+        input_shape: per-example input shape, e.g. ``(784,)``.
+        rng: Generator or int seed used to initialise the parameters.
+        dtype: float32 or float64 for parameters and computation.
+
+    Shape:
+        ``forward`` maps ``(N, *input_shape)`` to ``(N, n_outputs)``.
+    """
+
+    def __init__(self, layers: Sequence[Layer], cost="quadratic", *, input_shape=(784,),
+                 rng=None, dtype="float32") -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ConfigError("a network needs at least one layer")
+        self.cost = costs_mod.get(cost)
+        self.dtype = as_dtype(dtype)
+        self.input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+        output = self.layers[-1]
+        if not hasattr(output, "backward_delta"):
+            raise ConfigError(
+                f"the output layer must have an activation (Dense or ConvPool), got {output!r}"
+            )
+        self.cost.check(output.activation)
+        for i, layer in enumerate(self.layers[:-1]):
+            if getattr(layer, "activation", None) is not None and not layer.activation.elementwise:
+                raise ConfigError(f"layer {i} ({layer!r}): softmax is only allowed in the output layer")
+        generator = as_generator(rng)
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.build(shape, generator, self.dtype))
+            except ConfigError as e:
+                raise ConfigError(f"layer {i} ({type(layer).__name__}): {e}") from None
+        self.output_shape = shape
+        if len(shape) != 1:
+            raise ConfigError(f"the network must end in a flat output, got per-example shape {shape}")
+
+    @classmethod
+    def from_sizes(cls, sizes: Sequence[int], *, activation="sigmoid", output_activation=None,
+                   cost="quadratic", init="default", rng=None, dtype="float32") -> "Network":
+        """The book's ``Network(sizes)``: fully connected layers of these sizes.
+
+        ``sizes[0]`` is the input size; the output layer uses
+        ``output_activation`` (default: softmax for the log-likelihood cost,
+        else ``activation``).
+        """
+        sizes = list(sizes)
+        if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+                                 for s in sizes):
+            raise ConfigError(f"sizes must be at least two positive integers, got {sizes!r}")
+        cost_obj = costs_mod.get(cost)
+        if output_activation is None:
+            output_activation = "softmax" if cost_obj.name == "log-likelihood" else activation
+        layers = [Dense(n, activation, init) for n in sizes[1:-1]]
+        layers.append(Dense(sizes[-1], output_activation, init))
+        return cls(layers, cost_obj, input_shape=(sizes[0],), rng=rng, dtype=dtype)
+
+    # -- computation ---------------------------------------------------------
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[1:] != self.input_shape:
+            raise ConfigError(
+                f"input has per-example shape {x.shape[1:]}, but the network expects {self.input_shape}"
+            )
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
+        """Output activations ``(N, n_outputs)`` for inputs ``(N, *input_shape)``."""
+        a = self._check_input(x)
+        for layer in self.layers:
+            a = layer.forward(a, train=train)
+        return a
+
+    def backward(self, y: np.ndarray) -> None:
+        """Fill every layer's ``grads`` with dC/dparam summed over the batch
+        last passed to :meth:`forward`, for integer labels ``y`` ``(N,)``."""
+        out = self.layers[-1]
+        delta = self.cost.delta(out.z, out.a, y, out.activation)   # BP1
+        grad = out.backward_delta(delta)
+        for layer in reversed(self.layers[:-1]):
+            grad = layer.backward(grad)                              # BP2 downwards
+
+    def feedforward(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Inference outputs ``(N, n_outputs)``, computed in chunks to bound memory."""
+        x = self._check_input(x)
+        if len(x) <= batch_size:
+            return self.forward(x)
+        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class ``(N,)``: the index of the most active output neuron."""
+        return np.argmax(self.feedforward(x), axis=1)
+
+    def accuracy(self, x: np.ndarray, y: np.ndarray) -> int:
+        """Number of inputs classified correctly."""
+        return int(np.sum(self.predict(x) == np.asarray(y)))
+
+    def total_cost(self, x: np.ndarray, y: np.ndarray, regularizers: Iterable = (), n: int | None = None) -> float:
+        """Mean cost over the examples plus the weight penalties for a training set of size ``n``."""
+        a = self.feedforward(x)
+        c = self.cost.fn(a, np.asarray(y)) / max(len(a), 1)
+        weights = self.regularized_params()
+        for r in regularizers:
+            c += r.penalty(weights, n or len(a))
+        return c
+
+    # -- parameters ----------------------------------------------------------
+    def regularized_params(self) -> list[np.ndarray]:
+        return [layer.params[k] for layer in self.layers for k in getattr(layer, "regularized", ())]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for layer in self.layers for p in layer.params.values())
+
+    def get_params(self) -> list[dict[str, np.ndarray]]:
+        """A copy of every layer's parameters."""
+        return [{k: v.copy() for k, v in layer.params.items()} for layer in self.layers]
+
+    def set_params(self, params: list[dict[str, np.ndarray]]) -> None:
+        """Copy parameters in place (shapes must match)."""
+        if len(params) != len(self.layers):
+            raise ConfigError(f"expected parameters for {len(self.layers)} layers, got {len(params)}")
+        for i, (layer, p) in enumerate(zip(self.layers, params)):
+            if set(p) != set(layer.params):
+                raise ConfigError(f"layer {i}: expected parameters {sorted(layer.params)}, got {sorted(p)}")
+            for k, v in p.items():
+                v = np.asarray(v)
+                if v.shape != layer.params[k].shape:
+                    raise ConfigError(
+                        f"layer {i} parameter {k!r}: expected shape {layer.params[k].shape}, got {v.shape}"
+                    )
+                layer.params[k][...] = v
+
+    def config(self) -> dict:
+        return {"input_shape": list(self.input_shape), "cost": self.cost.name,
+                "dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers]}
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Network([\n  {inner}\n], cost={self.cost.name!r}, input_shape={self.input_shape}, dtype={self.dtype.name})"
