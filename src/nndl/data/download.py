@@ -1,0 +1,393 @@
+"""Where the MNIST files live, how to fetch them, and how to check them.
+
+The four official IDX files are looked for in one folder, chosen by
+:func:`resolve_data_dir`: an explicit argument, else the ``NNDL_DATA``
+environment variable, else ``<user cache>/nndl/mnist``.
+
+Integrity is pinned by the SHA-256 of the *decompressed* bytes
+(:data:`MNIST_FILES`), so any faithful copy is accepted whoever gzipped it.
+:func:`fetch` downloads only what is missing, verifies each file before it
+becomes visible (temporary file + ``os.replace``), and tries the mirrors in
+turn. :func:`verify` hashes local files; loading does not (see
+:func:`nndl.data.mnist.load_mnist`), because hashing 55 MB on every load is
+slow and a structural check already catches truncation and corruption.
+
+Nothing here prints: the progress bar goes to stderr through tqdm and can be
+turned off, and reports are returned as strings (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import sys
+import secrets
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, NamedTuple, Sequence
+
+import platformdirs
+from tqdm import tqdm
+
+from ..errors import DataError
+
+__all__ = [
+    "ENV_VAR",
+    "MNIST_FILES",
+    "MIRRORS",
+    "FileStatus",
+    "resolve_data_dir",
+    "find_file",
+    "missing_files",
+    "fetch",
+    "verify",
+    "describe",
+]
+
+#: Environment variable naming the MNIST folder.
+ENV_VAR = "NNDL_DATA"
+
+#: The four MNIST files (base names, without ``.gz``) -> SHA-256 of their
+#: decompressed bytes. Order: training images, training labels, test images,
+#: test labels. A file may be stored as ``<name>.gz`` or as raw ``<name>``.
+MNIST_FILES: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+#: Public mirrors, tried in turn; each serves ``<mirror><name>.gz``. Plain
+#: http is acceptable because every download is checked against the pins.
+MIRRORS: list[str] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+#: The book's pickle (``mnist.pkl.gz``), accepted in place of the IDX files.
+BOOK_PICKLE = "mnist.pkl.gz"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 16
+_TIMEOUT_S = 60.0
+
+# What a broken gzip stream raises, depending on where it breaks.
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+class FileStatus(NamedTuple):
+    """The state of one MNIST file in a folder, as found by :func:`verify`.
+
+    ``ok`` is ``None`` when the file is missing (nothing to check).
+    """
+
+    name: str
+    path: Path | None
+    present: bool
+    ok: bool | None
+    message: str
+
+
+# --------------------------------------------------------------------------
+# Location
+
+
+def _resolve(data_dir: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The folder and where it came from: 'argument', 'NNDL_DATA' or 'cache'."""
+    if data_dir is not None:
+        return Path(os.path.abspath(Path(data_dir).expanduser())), "argument"
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(os.path.abspath(Path(env).expanduser())), ENV_VAR
+    return Path(platformdirs.user_cache_dir("nndl")) / "mnist", "cache"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The MNIST folder: ``data_dir`` if given, else ``$NNDL_DATA``, else the cache.
+
+    The cache is ``platformdirs.user_cache_dir("nndl") / "mnist"``. The folder
+    need not exist yet.
+    """
+    return _resolve(data_dir)[0]
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """The local copy of MNIST file ``name`` in ``folder`` (``.gz`` preferred), or None."""
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_files(folder: Path) -> list[str]:
+    """Base names of the MNIST files that ``folder`` lacks (in :data:`MNIST_FILES` order)."""
+    return [name for name in MNIST_FILES if find_file(folder, name) is None]
+
+
+def how_to_get(folder: Path, names: Sequence[str], *, suggest_fetch: bool = True) -> str:
+    """The sentence telling a user how to provide the files ``names`` in ``folder``."""
+    files = ", ".join(f"{n}.gz" for n in names)
+    by_hand = (
+        f"copy {files} (gzipped or not) into {folder}, "
+        f"or set {ENV_VAR} to a folder that holds them."
+    )
+    if suggest_fetch:
+        return f"Run `nndl data --fetch` to download them, or {by_hand}"
+    return f"To install them by hand, {by_hand}"
+
+
+# --------------------------------------------------------------------------
+# Hashing
+
+
+def _sha256_decompressed(path: Path) -> str:
+    """SHA-256 of the file's content, gunzipped first if it is gzip (by magic bytes).
+
+    Raises DataError for an unreadable file or a corrupt gzip stream.
+    """
+    digest = hashlib.sha256()
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from exc
+    with raw:
+        is_gzip = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
+        try:
+            # Stream in chunks: 47 MB decompressed need not sit in memory twice.
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        except _GZIP_ERRORS as exc:
+            what = "corrupt gzip stream" if is_gzip else "cannot read"
+            raise DataError(f"{path}: {what}: {exc}") from exc
+    return digest.hexdigest()
+
+
+def verify(data_dir: str | os.PathLike[str] | None = None) -> list[FileStatus]:
+    """Check each of the four MNIST files in the folder against its SHA-256 pin.
+
+    The hash is of the decompressed bytes, so ``.gz`` and raw copies are both
+    accepted. Never raises for a bad file: the problem is in its status.
+
+    Returns:
+        One :class:`FileStatus` per file of :data:`MNIST_FILES`, in order.
+    """
+    folder = resolve_data_dir(data_dir)
+    statuses = []
+    for name, expected in MNIST_FILES.items():
+        path = find_file(folder, name)
+        if path is None:
+            statuses.append(FileStatus(name, None, False, None, "missing"))
+            continue
+        try:
+            got = _sha256_decompressed(path)
+        except DataError as exc:
+            statuses.append(FileStatus(name, path, True, False, str(exc)))
+            continue
+        if got == expected:
+            statuses.append(FileStatus(name, path, True, True, "verified OK"))
+        else:
+            statuses.append(
+                FileStatus(name, path, True, False,
+                           f"SHA-256 mismatch: got {got[:16]}..., expected {expected[:16]}...")
+            )
+    return statuses
+
+
+# --------------------------------------------------------------------------
+# Download
+
+
+def open_temp(target: Path) -> tuple[Path, BinaryIO]:
+    """Create and open a fresh hidden temporary file beside ``target``.
+
+    Same folder, so ``os.replace(tmp, target)`` is atomic. Unlike
+    ``tempfile.mkstemp`` (mode 0600), the file gets the usual permissions.
+    """
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            return tmp, open(tmp, "xb")
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+def _download_one(
+    url: str,
+    name: str,
+    folder: Path,
+    expected: str,
+    *,
+    progress: bool,
+    opener: Callable[..., Any],
+) -> Path:
+    """Download ``url`` into ``folder/<name>.gz`` if its content hashes to ``expected``.
+
+    The bytes go to a temporary file in the same folder (so the final
+    ``os.replace`` is atomic, on one filesystem) and become visible only after
+    verification. Raises DataError (or a network error) on failure, always
+    leaving no temporary file behind.
+    """
+    target = folder / f"{name}.gz"
+    tmp, out = open_temp(target)
+    try:
+        with out, opener(url, timeout=_TIMEOUT_S) as response:
+            headers = getattr(response, "headers", None)
+            length = headers.get("Content-Length") if headers is not None else None
+            total = int(length) if length and str(length).isdigit() else None
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=f"{name}.gz", file=sys.stderr, disable=not progress,
+                      leave=False) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        with open(tmp, "rb") as f:
+            if f.read(2) != _GZIP_MAGIC:
+                raise DataError("not a gzip file")
+        try:
+            got = _sha256_decompressed(tmp)
+        except DataError as exc:
+            raise DataError(f"corrupt gzip stream ({exc.__cause__})") from exc
+        if got != expected:
+            raise DataError(f"SHA-256 mismatch (got {got[:16]}..., expected {expected[:16]}...)")
+        os.replace(tmp, target)
+    finally:
+        # Covers failed verification, network errors and KeyboardInterrupt alike.
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for a failed mirror."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"network error: {exc.reason}"
+    if isinstance(exc, DataError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def fetch(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    mirrors: Sequence[str] = MIRRORS,
+    progress: bool = True,
+    opener: Callable[..., Any] = urllib.request.urlopen,
+) -> list[Path]:
+    """Download the MNIST files missing from the folder, verifying each one.
+
+    For each missing file, ``<mirror><name>.gz`` is tried on each mirror in
+    turn until one yields bytes whose decompressed SHA-256 matches the pin.
+    Files already present are left alone (not even hashed).
+
+    Args:
+        data_dir: the folder (see :func:`resolve_data_dir`); created if needed.
+        mirrors: base URLs ending in ``/``.
+        progress: show a tqdm byte counter on stderr.
+        opener: ``opener(url, timeout=seconds)`` returning a readable response
+            usable as a context manager; tests pass a fake to avoid the network.
+
+    Returns:
+        Paths of the files downloaded (empty when nothing was missing).
+
+    Raises:
+        DataError: a file could not be obtained from any mirror; the message
+            lists the files still missing, each mirror's failure, and how to
+            install the files by hand.
+    """
+    folder = resolve_data_dir(data_dir)
+    todo = missing_files(folder)
+    if not todo:
+        return []
+    if not mirrors:
+        raise DataError(f"no mirrors to download from. {how_to_get(folder, todo, suggest_fetch=False)}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the MNIST folder {folder}: {exc}") from exc
+
+    fetched = []
+    for name in todo:
+        failures = []
+        for mirror in mirrors:
+            url = f"{mirror}{name}.gz"
+            try:
+                fetched.append(_download_one(url, name, folder, MNIST_FILES[name],
+                                             progress=progress, opener=opener))
+                break
+            except (DataError, OSError, ValueError, http.client.HTTPException) as exc:
+                # URLError and timeouts are OSErrors; ValueError: malformed URL.
+                failures.append(f"  {mirror}: {_reason(exc)}")
+        else:
+            # Stop at the first file no mirror can provide: the others would
+            # most likely fail the same way, each after its own timeouts.
+            still = missing_files(folder)
+            raise DataError(
+                f"could not download {name}.gz from any mirror:\n"
+                + "\n".join(failures)
+                + f"\nMissing from {folder}: {', '.join(f'{n}.gz' for n in still)}.\n"
+                + how_to_get(folder, still, suggest_fetch=False)
+            )
+    return fetched
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def describe(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """A human-readable report on the MNIST folder, for ``nndl data``.
+
+    Says which folder is used and why (argument, ``NNDL_DATA`` or the user
+    cache), and for each file whether it is present and whether its SHA-256
+    matches. Hashes every present file, so it takes a fraction of a second.
+    """
+    folder, source = _resolve(data_dir)
+    origin = {
+        "argument": "given as an argument",
+        ENV_VAR: f"from the {ENV_VAR} environment variable",
+        "cache": f"the user cache (set {ENV_VAR} to use another folder)",
+    }[source]
+    lines = [f"MNIST folder: {folder}", f"  ({origin})"]
+    if not folder.is_dir():
+        lines.append("  the folder does not exist yet")
+    statuses = verify(folder)
+    width = max(len(n) for n in MNIST_FILES) + 5
+    for st in statuses:
+        shown = st.path.name if st.path is not None else f"{st.name}.gz"
+        if not st.present:
+            state = "missing"
+        elif st.ok:
+            state = "present, verified OK"
+        else:
+            state = f"present, MISMATCH ({st.message})"
+        lines.append(f"  {shown:<{width}} {state}")
+    book = folder / BOOK_PICKLE
+    lines.append(f"  {BOOK_PICKLE:<{width}} {'present (book pickle)' if book.is_file() else 'absent (optional)'}")
+
+    missing = [st.name for st in statuses if not st.present]
+    bad = [st.name for st in statuses if st.present and not st.ok]
+    if not missing and not bad:
+        lines.append("All four MNIST files are present and verified.")
+    else:
+        if missing:
+            if book.is_file():
+                lines.append(f"{len(missing)} IDX file(s) missing; {BOOK_PICKLE} will be used instead.")
+            else:
+                lines.append(f"{len(missing)} file(s) missing. {how_to_get(folder, missing)}")
+        if bad:
+            lines.append(
+                f"{len(bad)} file(s) fail verification: delete them and run `nndl data --fetch`, "
+                "or replace them with good copies."
+            )
+    return "\n".join(lines)
