@@ -1,0 +1,177 @@
+"""The command line: book-style output, history format, clear errors, Ctrl-C."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nndl import cli
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = Path(os.environ.get("NNDL_DATA") or REPO.parent / "shared" / "data" / "mnist")
+needs_mnist = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(),
+                                 reason=f"MNIST files not found in {MNIST}")
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line]
+    assert lines and lines[0].startswith(("nndl: error:", "nndl train: error:", "nndl evaluate: error:"))
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in err, (frag, err)
+
+
+@needs_mnist
+def test_train_prints_book_lines_and_writes_history(tmp_path, capsys):
+    hist, model = tmp_path / "h.json", tmp_path / "net.npz"
+    code, out, err = run_cli(capsys, "train", "--data-dir", MNIST, "--epochs", "2", "--train-size", "5000",
+                             "--monitor", "test", "validation:accuracy,cost", "training:cost",
+                             "--history", hist, "--save", model, "--no-progress")
+    assert code == 0, err
+    epochs = re.findall(r"^Epoch (\d+): (\d+) / 10000$", out, flags=re.M)
+    assert [e for e, _ in epochs] == ["0", "1"]
+    assert int(epochs[-1][1]) > 6000  # a sanity bound; accuracy is tested in test_engine
+    data = json.loads(hist.read_text())
+    assert set(data) >= {"test_accuracy", "validation_accuracy", "validation_cost", "training_cost",
+                         "epoch_seconds"}
+    assert all(len(v) == 2 for v in data.values())
+    assert all(0 <= a <= 1 for a in data["test_accuracy"])
+    assert data["test_accuracy"][-1] == int(epochs[-1][1]) / 10000
+    code, out, _ = run_cli(capsys, "evaluate", model, "--data-dir", MNIST)
+    assert code == 0 and f"{epochs[-1][1]} / 10000" in out
+
+
+@needs_mnist
+def test_book_json_save_and_evaluate(tmp_path, capsys):
+    model = tmp_path / "net.json"
+    code, out, _ = run_cli(capsys, "train", "--data-dir", MNIST, "--epochs", "1", "--train-size", "2000",
+                           "--save", model, "--no-progress")
+    assert code == 0
+    book = json.loads(model.read_text())
+    assert set(book) == {"sizes", "weights", "biases", "cost"} and book["cost"] == "QuadraticCost"
+    assert np.array(book["biases"][0]).shape == (30, 1)
+    last = re.findall(r"^Epoch 0: (\d+) / 10000$", out, flags=re.M)[0]
+    code, out, _ = run_cli(capsys, "evaluate", model, "--data-dir", MNIST)
+    assert code == 0 and f"{last} / 10000" in out
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["train", "--activation", "swish"], ["unknown activation 'swish'", "sigmoid, tanh, relu"]),
+    (["train", "--cost", "hinge"], ["unknown cost 'hinge'", "quadratic, cross-entropy, log-likelihood"]),
+    (["train", "--init", "orthogonal"], ["unknown initializer", "default, large, glorot, he, zeros"]),
+    (["train", "--eta", "-1"], ["--eta", ">= 0"]),
+    (["train", "--eta", "0"], ["--eta", "> 0"]),
+    (["train", "--epochs", "0"], ["--epochs", "positive integer"]),
+    (["train", "--batch-size", "ten"], ["--batch-size", "positive integer"]),
+    (["train", "--momentum", "1.5"], ["momentum must be in [0, 1)"]),
+    (["train", "--lmbda", "nan"], ["--lmbda"]),
+    (["train", "--sizes", "100", "30", "10"], ["does not fit MNIST", "784"]),
+    (["train", "--sizes", "784", "30", "3"], ["does not fit MNIST", "10"]),
+    (["train", "--cost", "cross-entropy", "--activation", "tanh"], ["cannot follow a tanh output"]),
+    (["train", "--monitor", "holdout"], ["unknown split 'holdout'"]),
+    (["train", "--early-stopping", "3", "--monitor", "training:cost"], ["--early-stopping"]),
+    (["train", "--dtype", "float16"], ["float16"]),
+])
+def test_bad_options_give_one_clear_line(capsys, argv, fragments):
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse exits on its own errors
+        code = e.code
+    _, err = capsys.readouterr()
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_missing_data_files_are_named(tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    # no network in tests: make every download fail fast
+    import nndl.data.download as dl
+    monkeypatch.setattr(dl, "MIRRORS", ["http://127.0.0.1:9/"])
+    code, _, err = run_cli(capsys, "train", "--data-dir", empty, "--epochs", "1", "--no-progress")
+    assert_one_line_error(code, err, "train-images-idx3-ubyte", str(empty))
+
+
+@needs_mnist
+def test_corrupt_data_file_is_named(tmp_path, capsys):
+    for f in MNIST.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    raw = gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw[:-100]))
+    code, _, err = run_cli(capsys, "train", "--data-dir", tmp_path, "--epochs", "1", "--no-progress")
+    assert_one_line_error(code, err, "t10k-labels-idx1-ubyte", "truncated")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"\x00\x01garbage", "not an nndl .npz archive and not valid JSON"),
+    (b'{"sizes": [784, 10]}', "lacks the keys"),
+    (b'{"sizes": [784, 10], "weights": [[[1.0]]], "biases": [[[0.0]]], "cost": "QuadraticCost"}',
+     "expected weights (10, 784)"),
+    (b"PK\x03\x04truncated zip", "corrupt .npz"),
+])
+def test_malformed_model_file(tmp_path, capsys, content, fragment):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(content)
+    code, _, err = run_cli(capsys, "evaluate", bad, "--data-dir", MNIST)
+    assert_one_line_error(code, err, str(bad), fragment)
+
+
+def test_missing_model_file(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "nope.npz")
+    assert_one_line_error(code, err, "does not exist")
+
+
+@needs_mnist
+def test_unwritable_save_path_fails_cleanly(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, "train", "--data-dir", MNIST, "--epochs", "1", "--train-size", "500",
+                           "--save", blocker / "net.npz", "--no-progress")
+    assert_one_line_error(code, err)
+
+
+@needs_mnist
+def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path):
+    hist, model = tmp_path / "h.json", tmp_path / "net.npz"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nndl.cli", "train", "--data-dir", str(MNIST), "--epochs", "10000",
+         "--train-size", "20000", "--no-fast", "--history", str(hist), "--save", str(model), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 1:"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    data = json.loads(hist.read_text())
+    n = len(data["epoch_seconds"])
+    assert n >= 2 and len(data["test_accuracy"]) == n
+    printed = "".join(seen) + out
+    last = re.findall(r"^Epoch (\d+): (\d+) / 10000$", printed, flags=re.M)[n - 1]
+    assert int(last[0]) == n - 1
+    # the saved network is the one of the last completed epoch
+    from nndl import load
+    from nndl.data import load_mnist
+    test = load_mnist(MNIST).test
+    assert load(model).accuracy(test.x, test.y) == int(last[1])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
