@@ -295,6 +295,8 @@ class DenseEpochRunner:
         self.zs = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
         self.as_ = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
         self.deltas = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
+        # Compile (or load from numba's cache) now, so that epoch timings measure training.
+        self.run(np.zeros(0, dtype=np.int64), 0, 0)
 
     def load(self) -> None:
         """Copy the network's current parameters in (they may have been changed outside)."""
