@@ -132,9 +132,11 @@ class EtaSchedule(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over the mini-batches of each epoch (on stderr)."""
+    """A tqdm bar over the mini-batches of each epoch (on stderr, and only
+    when that is a terminal, unless ``disable=False`` is passed)."""
 
     def __init__(self, leave: bool = False, **tqdm_kwargs) -> None:
+        tqdm_kwargs.setdefault("disable", None)
         self.leave = leave
         self.kwargs = tqdm_kwargs
         self.bar = None

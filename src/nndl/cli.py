@@ -125,17 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
                                    "30 epochs, mini-batch 10, eta 3.0).")
     t.add_argument("--data-dir", type=Path, help=data_help)
     arch = t.add_argument_group("network")
-    arch.add_argument("--sizes", type=_positive_int, nargs="+", default=[784, 30, 10], metavar="N",
-                      help="layer sizes, input first (default: 784 30 10)")
+    arch.add_argument("--sizes", type=_positive_int, nargs="+", metavar="N",
+                      help="fully connected layer sizes, input first (default: 784 30 10)")
+    arch.add_argument("--layers", metavar="SPEC",
+                      help="any architecture as a spec, e.g. conv:20:5,pool:2,conv:40:5,pool:2,dense:100,softmax:10 "
+                           "(see README; hidden layers use --activation)")
+    arch.add_argument("--dropout-scale", choices=("inverted", "book"), default="inverted",
+                      help="dropout layers: scale kept units by 1/(1-p) while training (inverted), or the "
+                           "outputs by (1-p) at inference as network3 does (book)")
     arch.add_argument("--activation", type=_choice(activations.ACTIVATIONS, "activation"), default="sigmoid",
                       help=f"hidden-layer activation: {', '.join(activations.ACTIVATIONS)} (default: sigmoid)")
     arch.add_argument("--output-activation", type=_choice(activations.ACTIVATIONS, "activation"),
                       help="output activation (default: softmax for log-likelihood, else --activation)")
-    arch.add_argument("--cost", type=_cost, default="quadratic",
-                      help=f"cost: {', '.join(costs.COSTS)} (default: quadratic)")
-    arch.add_argument("--init", type=_init, default="large",
+    arch.add_argument("--cost", type=_cost,
+                      help=f"cost: {', '.join(costs.COSTS)} (default: quadratic for --sizes; for --layers "
+                           "log-likelihood after softmax, cross-entropy after sigmoid)")
+    arch.add_argument("--init", type=_init,
                       help=f"weight initialiser: {', '.join(initializers.INITIALIZERS)} "
-                           "(default: large, the book's chapter 1 N(0, 1))")
+                           "(default: large, the book's chapter 1 N(0, 1), for --sizes; each layer's book "
+                           "default for --layers)")
     arch.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                       help="floating-point precision (default: float32, see README)")
     opt = t.add_argument_group("training")
@@ -150,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train on the first N training images (the book's overfitting runs use 1000)")
     opt.add_argument("--no-fast", dest="fast", action="store_false",
                      help="use the NumPy path even where the compiled kernel applies")
+    opt.add_argument("--threads", type=_positive_int, default=1,
+                     help="BLAS threads while training (default: 1, fastest for small mini-batches)")
     mon = t.add_argument_group("monitoring and stopping")
     mon.add_argument("--monitor", nargs="+", default=["test"], metavar="SPLIT[:METRICS]",
                      help="what to evaluate after each epoch: training, validation, test, each optionally "
@@ -210,17 +220,9 @@ def cmd_train(args) -> int:
     monitor = parse_monitor(args.monitor)
     if (args.early_stopping or args.schedule) and not any("accuracy" in m for m in monitor.values()):
         raise ConfigError("--early-stopping and --schedule watch an accuracy: add e.g. --monitor validation")
-    sizes = list(args.sizes)
-    if sizes[0] != 784 or sizes[-1] != 10:
-        raise ConfigError(f"--sizes {' '.join(map(str, sizes))} does not fit MNIST: the first size must be "
-                          "784 (28x28 pixels) and the last 10 (one neuron per digit)")
-    if len(sizes) < 2:
-        raise ConfigError("--sizes needs at least an input and an output size")
     # one seed, two independent streams: initial weights and shuffling
     init_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(2)
-    net = Network.from_sizes(sizes, activation=args.activation, output_activation=args.output_activation,
-                             cost=args.cost, init=args.init, rng=np.random.default_rng(init_seed),
-                             dtype=args.dtype)
+    net = _build_network(args, np.random.default_rng(init_seed))
     regs = ([L2(args.lmbda)] if args.lmbda else []) + ([L1(args.l1)] if args.l1 else [])
     optimizer = SGD(args.eta, momentum=args.momentum, regularizers=regs)
 
@@ -243,12 +245,12 @@ def cmd_train(args) -> int:
         callbacks.append(cb.ProgressBar(file=sys.stderr))
     callbacks.append(cb.LambdaCallback(lambda epoch, logs: _report_epoch(epoch, logs, data)))
 
-    print(f"Training {net.layers and _describe(net)} on {len(training)} images, "
+    print(f"Training {_describe(net)} on {len(training)} images, "
           f"{args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}"
           + (f", lambda {args.lmbda}" if args.lmbda else "") + (f", L1 {args.l1}" if args.l1 else "")
           + (f", momentum {args.momentum}" if args.momentum else "") + f", seed {args.seed}", flush=True)
     trainer = Trainer(net, optimizer, batch_size=args.batch_size, rng=np.random.default_rng(shuffle_seed),
-                      callbacks=callbacks, fast=args.fast)
+                      callbacks=callbacks, fast=args.fast, blas_threads=args.threads)
     interrupted = False
     try:
         trainer.fit(training.x, training.y, args.epochs)
@@ -267,7 +269,33 @@ def cmd_train(args) -> int:
     return EXIT_INTERRUPTED if interrupted else 0
 
 
+def _build_network(args, rng):
+    from .architecture import default_cost, parse_layers
+    from .network import Network
+
+    if args.layers and args.sizes:
+        raise ConfigError("give either --sizes or --layers, not both")
+    if args.layers:
+        layers = parse_layers(args.layers, activation=args.activation, init=args.init,
+                              dropout_scale=args.dropout_scale)
+        if layers[-1].n_out != 10:
+            raise ConfigError(f"--layers ends in {layers[-1].n_out} outputs; MNIST needs 10 (one per digit)")
+        return Network(layers, args.cost or default_cost(layers), input_shape=(784,), rng=rng, dtype=args.dtype)
+    sizes = list(args.sizes or [784, 30, 10])
+    if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10:
+        raise ConfigError(f"--sizes {' '.join(map(str, sizes))} does not fit MNIST: the first size must be "
+                          "784 (28x28 pixels) and the last 10 (one neuron per digit)")
+    return Network.from_sizes(sizes, activation=args.activation, output_activation=args.output_activation,
+                              cost=args.cost or "quadratic", init=args.init or "large", rng=rng,
+                              dtype=args.dtype)
+
+
 def _describe(net) -> str:
+    from .layers import Dense
+
+    if not all(isinstance(layer, Dense) for layer in net.layers):
+        from .architecture import describe
+        return f"{describe(net.layers, net.input_shape)} network ({net.cost.name} cost)"
     sizes = [net.input_shape[0]] + [layer.output_shape[0] for layer in net.layers]
     acts = [layer.activation.name for layer in net.layers]
     act = acts[0] if len(set(acts)) == 1 else "/".join(acts)
@@ -295,6 +323,10 @@ def _summarise(history) -> None:
         if key in history and history[key]:
             epoch, best = history.best(key)
             print(f"Best {key.replace('_', ' ')}: {best:.2%} at epoch {epoch}")
+    if "validation_accuracy" in history and "test_accuracy" in history and history.epochs:
+        # network3's report: the test accuracy of the epoch chosen on validation data
+        epoch, _ = history.best("validation_accuracy")
+        print(f"Test accuracy at the best validation epoch ({epoch}): {history['test_accuracy'][epoch]:.2%}")
     if history.epochs:
         total = sum(history["epoch_seconds"])
         print(f"Training time: {total:.1f} s ({total / history.epochs:.2f} s per epoch)")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import Layer
+from .conv import Conv2D, ConvPool, MaxPool2D
 from .dense import Dense
+from .dropout import Dropout
+from .reshape import Flatten, Reshape
 
-LAYERS: dict[str, type[Layer]] = {"Dense": Dense}
+LAYERS: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, Conv2D, MaxPool2D, ConvPool, Dropout, Flatten, Reshape)
+}
 
 
 def register(cls: type[Layer]) -> type[Layer]:
@@ -25,4 +30,5 @@ def from_config(config: dict) -> Layer:
         raise ConfigError(f"bad arguments for {config['type']}: {e}") from None
 
 
-__all__ = ["Layer", "Dense", "LAYERS", "register", "from_config"]
+__all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "ConvPool", "Dropout", "Flatten", "Reshape",
+           "LAYERS", "register", "from_config"]
