@@ -948,9 +948,6 @@ def test_malformed_model_files_raise_model_file_error(tmp_path, case):
     assert isinstance(info.value, NNDLError)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: nndl.io._load_npz copies the arrays into the network without checking that "
-    "they are finite (from_book_dict does check), so an .npz with NaN/inf weights loads silently"))
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_npz_with_non_finite_weights_raises(tmp_path, bad):
     def mutate(a, c):

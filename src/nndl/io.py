@@ -99,6 +99,9 @@ def _load_npz(raw: bytes) -> Network:
         missing = [k for k, v in p.items() if v is None]
         if missing:
             raise ModelFileError(f"layer {i} parameters {missing} are missing")
+        for k, v in p.items():
+            if not np.issubdtype(v.dtype, np.floating) or not np.isfinite(v).all():
+                raise ModelFileError(f"layer {i} parameter {k!r}: weights or biases are not finite numbers")
     net.set_params(params)
     return net
 

@@ -125,10 +125,12 @@ class Trainer:
                         if b % 50 == 49 or start + m >= n:
                             self._call("on_batches_done", b + 1, self.n_batches)
                 logs = {"epoch_seconds": time.perf_counter() - t0, "eta": self.optimizer.eta}
-                snapshot = self.network.get_params()
                 self.epoch += 1
                 self._call("on_epoch_end", epoch, logs)
                 self.history.append({k: v for k, v in logs.items() if not k.endswith("_correct")})
+                # An epoch is complete once it is in the history; an interrupt
+                # before this line rolls back to the previous one.
+                snapshot = self.network.get_params()
                 self.last_logs = logs
                 if self.stop_training:
                     break

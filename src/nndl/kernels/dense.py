@@ -52,6 +52,9 @@ def supports(network, optimizer) -> bool:
 
 def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of ``x`` ``(N, d)`` as CSR: (indptr ``(N+1,)``, indices, values)."""
+    x = np.ascontiguousarray(x)
+    if AVAILABLE:
+        return _to_csr(x)
     mask = x != 0
     indptr = np.zeros(x.shape[0] + 1, dtype=np.int64)
     np.cumsum(mask.sum(axis=1), out=indptr[1:])
@@ -60,6 +63,27 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 if AVAILABLE:
+
+    @njit(cache=True)
+    def _to_csr(x):
+        n, d = x.shape
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n):
+            c = 0
+            for j in range(d):
+                if x[i, j] != 0:
+                    c += 1
+            indptr[i + 1] = indptr[i] + c
+        indices = np.empty(indptr[n], dtype=np.int32)
+        values = np.empty(indptr[n], dtype=x.dtype)
+        for i in range(n):
+            q = indptr[i]
+            for j in range(d):
+                if x[i, j] != 0:
+                    indices[q] = j
+                    values[q] = x[i, j]
+                    q += 1
+        return indptr, indices, values
 
     @njit(cache=True, inline="always", fastmath=True, error_model="numpy")
     def _act(code, z):
