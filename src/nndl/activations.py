@@ -36,9 +36,13 @@ class Activation:
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """The logistic function 1 / (1 + e^-z), stable for large |z| (book eq. 3/4)."""
     z = np.asarray(z)
-    # exp(-|z|) never overflows; the two branches are the same function.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float64)
+    # exp(-|z|) never overflows (it may underflow to 0, which is the right
+    # limit); the two branches are the same function.
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
 
 
 def sigmoid_prime(z: np.ndarray) -> np.ndarray:
@@ -50,7 +54,10 @@ def sigmoid_prime(z: np.ndarray) -> np.ndarray:
 def softmax(z: np.ndarray) -> np.ndarray:
     """Softmax over the last axis (book eq. 78), shifted by the max for stability."""
     z = np.asarray(z)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float64)
+    with np.errstate(under="ignore"):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 

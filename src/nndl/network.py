@@ -78,6 +78,11 @@ class Network:
             except ConfigError as e:
                 raise ConfigError(f"layer {i} ({type(layer).__name__}): {e}") from None
         self.output_shape = shape
+        # Nothing below the first layer with parameters needs a gradient:
+        # let it skip computing dC/d(input) (a full col2im for a conv layer).
+        first = next((layer for layer in self.layers if layer.params), None)
+        if first is not None and hasattr(first, "input_grad"):
+            first.input_grad = False
         if len(shape) != 1:
             raise ConfigError(f"the network must end in a flat output, got per-example shape {shape}")
 
@@ -124,6 +129,8 @@ class Network:
         delta = self.cost.delta(out.z, out.a, y, out.activation)   # BP1
         grad = out.backward_delta(delta)
         for layer in reversed(self.layers[:-1]):
+            if grad is None:  # the layers below have no parameters
+                break
             grad = layer.backward(grad)                              # BP2 downwards
 
     def feedforward(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
