@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +18,7 @@ from nndl.book import expand_mnist, mnist_loader, network3
 from nndl.data import Dataset, MnistSplits
 from nndl.errors import ConfigError, DataError
 
-MNIST_DIR = Path(os.environ.get("NNDL_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
-HAVE_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "mnist.pkl.gz").is_file()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"MNIST not in {MNIST_DIR} (set NNDL_DATA)")
+from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
 
 
 @pytest.fixture(autouse=True)

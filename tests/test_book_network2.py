@@ -18,10 +18,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,9 +28,7 @@ import nndl
 from nndl.book import mnist_loader, network2
 from nndl.errors import ConfigError, ModelFileError
 
-MNIST_DIR = Path(os.environ.get("NNDL_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
-HAVE_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "mnist.pkl.gz").is_file()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"MNIST not in {MNIST_DIR} (set NNDL_DATA)")
+from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +23,7 @@ from nndl.book.network3 import ConvPoolLayer, FullyConnectedLayer, Network, ReLU
 from nndl.errors import ConfigError
 from nndl.layers.dropout import Dropout
 
-MNIST_DIR = Path(os.environ.get("NNDL_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
-HAVE_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "mnist.pkl.gz").is_file()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"MNIST not in {MNIST_DIR} (set NNDL_DATA)")
+from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
 
 
 @pytest.fixture(autouse=True)

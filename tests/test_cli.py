@@ -18,9 +18,7 @@ import pytest
 from nndl import cli
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST = Path(os.environ.get("NNDL_DATA") or REPO.parent / "shared" / "data" / "mnist")
-needs_mnist = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(),
-                                 reason=f"MNIST files not found in {MNIST}")
+from helpers import MNIST_DIR as MNIST, needs_mnist
 
 
 def run_cli(capsys, *argv):

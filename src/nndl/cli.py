@@ -11,7 +11,6 @@ Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -212,7 +211,6 @@ def _load_data(data_dir, progress: bool):
 def cmd_train(args) -> int:
     from . import callbacks as cb
     from .io import save
-    from .network import Network
     from .optimizers import SGD
     from .regularizers import L1, L2
     from .training import Trainer

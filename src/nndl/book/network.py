@@ -30,7 +30,6 @@ a Python loop over examples. See ``docs/book-compat.md`` for the details.
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
 
 import numpy as np
 
