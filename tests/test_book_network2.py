@@ -451,7 +451,7 @@ def test_load_reads_nndl_npz_models_that_fit_the_books_format(tmp_path):
      r"biases\[0\] has shape \(1,\), but sizes \[2, 1\] need \(1, 1\)"),
     ('{"sizes": [2, 1], "weights": [], "biases": [[[0]]], "cost": "CrossEntropyCost"}', "need 1 weights arrays, got 0"),
     ('{"sizes": [2, "x"], "weights": [[[0, 0]]], "biases": [[[0]]], "cost": "CrossEntropyCost"}',
-     r"bad sizes: sizes\[1\] must be an integer"),
+     r"bad sizes: sizes\[1\] must be a positive integer"),
     ('{"sizes": [2, 1], "weights": [[["a", 0]]], "biases": [[[0]]], "cost": "CrossEntropyCost"}',
      r"weights\[0\] is not a numeric matrix"),
 ])

@@ -117,10 +117,10 @@ def test_corrupt_data_file_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, fragment", [
-    (b"\x00\x01garbage", "not an nndl .npz archive and not valid JSON"),
-    (b'{"sizes": [784, 10]}', "lacks the keys"),
+    (b"\x00\x01garbage", "not a JSON model file"),
+    (b'{"sizes": [784, 10]}', "lacks weights, biases, cost"),
     (b'{"sizes": [784, 10], "weights": [[[1.0]]], "biases": [[[0.0]]], "cost": "QuadraticCost"}',
-     "expected weights (10, 784)"),
+     "weights[0] has shape (1, 1), but sizes [784, 10] need (10, 784)"),
     (b"PK\x03\x04truncated zip", "corrupt .npz"),
 ])
 def test_malformed_model_file(tmp_path, capsys, content, fragment):

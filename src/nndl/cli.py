@@ -271,9 +271,9 @@ def _build_network(args, rng):
     from .architecture import default_cost, parse_layers
     from .network import Network
 
-    if args.layers and args.sizes:
+    if args.layers is not None and args.sizes:
         raise ConfigError("give either --sizes or --layers, not both")
-    if args.layers:
+    if args.layers is not None:
         layers = parse_layers(args.layers, activation=args.activation, init=args.init,
                               dropout_scale=args.dropout_scale)
         if layers[-1].n_out != 10:

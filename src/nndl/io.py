@@ -65,7 +65,7 @@ def load(path) -> Network:
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
-            raise ModelFileError(f"not an nndl .npz archive and not valid JSON ({e})") from None
+            raise ModelFileError(f"not a JSON model file or an nndl .npz archive ({e})") from None
         return from_book_dict(data)
     except ModelFileError as e:
         raise ModelFileError(f"{path}: {e}") from None
@@ -123,36 +123,42 @@ def to_book_dict(network: Network) -> dict:
 
 
 def from_book_dict(data, dtype="float64") -> Network:
-    """A network from the book's JSON dict (``sizes``, ``weights``, ``biases``, ``cost``)."""
+    """A network from the book's JSON dict (``sizes``, ``weights``, ``biases``, ``cost``),
+    validated as strictly as the book's code needs it (``ModelFileError`` otherwise)."""
     if not isinstance(data, dict):
-        raise ModelFileError("expected a JSON object with sizes, weights, biases and cost")
+        raise ModelFileError(f"expected a JSON object with sizes, weights, biases and cost, "
+                             f"got a {type(data).__name__}")
     missing = [k for k in ("sizes", "weights", "biases", "cost") if k not in data]
     if missing:
-        raise ModelFileError(f"JSON model lacks the keys {missing} (the book's format has sizes, weights, biases, cost)")
+        raise ModelFileError(f"the model lacks {', '.join(missing)} (the book's format has "
+                             "sizes, weights, biases and cost)")
     if data["cost"] not in BOOK_COSTS:
         raise ModelFileError(f"unknown cost {data['cost']!r}; the book's costs: {', '.join(BOOK_COSTS)}")
     sizes = data["sizes"]
-    if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
-        raise ModelFileError(f"sizes must be a list of at least two positive integers, got {sizes!r}")
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise ModelFileError(f"bad sizes: expected a list of at least two layer sizes, got {sizes!r}")
+    for i, s in enumerate(sizes):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ModelFileError(f"bad sizes: sizes[{i}] must be a positive integer, got {s!r}")
     n = len(sizes) - 1
-    if not (isinstance(data["weights"], list) and isinstance(data["biases"], list)
-            and len(data["weights"]) == n and len(data["biases"]) == n):
-        raise ModelFileError(f"sizes {sizes} need {n} weight matrices and {n} bias vectors")
-    net = Network.from_sizes(sizes, cost=BOOK_COSTS[data["cost"]], rng=0, dtype=dtype)
+    for key in ("weights", "biases"):
+        if not isinstance(data[key], list) or len(data[key]) != n:
+            got = len(data[key]) if isinstance(data[key], list) else type(data[key]).__name__
+            raise ModelFileError(f"sizes {sizes} need {n} {key} arrays, got {got}")
     params = []
-    for i, (w, b) in enumerate(zip(data["weights"], data["biases"])):
-        try:
-            w = np.array(w, dtype=np.float64)
-            b = np.array(b, dtype=np.float64)
-        except (ValueError, TypeError):
-            raise ModelFileError(f"layer {i}: weights/biases are not numeric matrices") from None
-        if w.shape != (sizes[i + 1], sizes[i]) or b.shape not in ((sizes[i + 1], 1), (sizes[i + 1],)):
-            raise ModelFileError(
-                f"layer {i}: expected weights {(sizes[i + 1], sizes[i])} and biases {(sizes[i + 1], 1)}, "
-                f"got {w.shape} and {b.shape}"
-            )
-        if not (np.isfinite(w).all() and np.isfinite(b).all()):
-            raise ModelFileError(f"layer {i}: weights or biases are not finite")
-        params.append({"w": w, "b": b.reshape(-1)})
+    for i in range(n):
+        layer = {}
+        for key, short, expected in (("weights", "w", (sizes[i + 1], sizes[i])), ("biases", "b", (sizes[i + 1], 1))):
+            try:
+                a = np.array(data[key][i], dtype=np.float64)
+            except (ValueError, TypeError):
+                raise ModelFileError(f"{key}[{i}] is not a numeric matrix") from None
+            if a.shape != expected:
+                raise ModelFileError(f"{key}[{i}] has shape {a.shape}, but sizes {sizes} need {expected}")
+            if not np.isfinite(a).all():
+                raise ModelFileError(f"{key}[{i}] holds values that are not finite")
+            layer[short] = a.reshape(-1) if short == "b" else a
+        params.append(layer)
+    net = Network.from_sizes(sizes, cost=BOOK_COSTS[data["cost"]], rng=0, dtype=dtype)
     net.set_params(params)
     return net

@@ -21,14 +21,13 @@ and ``total_cost`` are for, as in the book. See ``docs/book-compat.md``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from .. import costs as _costs
 from .. import initializers as _init
-from ..errors import ConfigError, ModelFileError, NNDLError
+from ..errors import ConfigError, ModelFileError
 from ..fileio import atomic_write_text
 from ..optimizers import SGD as _EngineSGD
 from ..regularizers import L2 as _L2
@@ -330,70 +329,15 @@ def load(filename):
         ModelFileError: the file is missing, unreadable or not a model, with
             what was wrong.
     """
-    path = Path(filename)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"model file {path} does not exist") from None
-    except OSError as e:
-        raise ModelFileError(f"cannot read model file {path}: {e.strerror}") from None
-    if raw[:4] == b"PK\x03\x04":
-        from .. import io as _io
-        try:
-            data = _io.to_book_dict(_io.load(path))
-        except ConfigError as e:
-            raise ModelFileError(f"{path}: this nndl model does not fit network2: {e}") from None
-    else:
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ModelFileError(f"{path}: not a JSON model file ({e})") from None
-    try:
-        return _from_book_dict(data)
-    except ModelFileError as e:
-        raise ModelFileError(f"{path}: {e}") from None
+    from .. import io as _io
 
-
-def _from_book_dict(data) -> Network:
-    if not isinstance(data, dict):
-        raise ModelFileError(f"expected a JSON object with sizes, weights, biases and cost, "
-                             f"got a {type(data).__name__}")
-    missing = [k for k in ("sizes", "weights", "biases", "cost") if k not in data]
-    if missing:
-        raise ModelFileError(f"the model lacks {', '.join(missing)} (the book's format has "
-                             "sizes, weights, biases and cost)")
-    name = data["cost"]
-    cost = getattr(sys.modules[__name__], name, None) if isinstance(name, str) else None
-    if cost is None or not isinstance(cost, type) or not hasattr(cost, "delta"):
-        raise ModelFileError(f"unknown cost {name!r}; network2 knows QuadraticCost and CrossEntropyCost")
-    sizes = data["sizes"]
+    engine = _io.load(filename)   # either format, validated; errors name the file
     try:
-        net = Network(sizes, cost=cost)
+        data = _io.to_book_dict(engine)
     except ConfigError as e:
-        raise ModelFileError(f"bad sizes: {e}") from None
-    n = len(net.sizes) - 1
-    for key in ("weights", "biases"):
-        if not isinstance(data[key], list) or len(data[key]) != n:
-            got = len(data[key]) if isinstance(data[key], list) else type(data[key]).__name__
-            raise ModelFileError(f"sizes {net.sizes} need {n} {key} arrays, got {got}")
-    arrays = {}
-    for key in ("weights", "biases"):
-        arrays[key] = []
-        for i, v in enumerate(data[key]):
-            try:
-                a = np.array(v, dtype=np.float64)
-            except (ValueError, TypeError):
-                raise ModelFileError(f"{key}[{i}] is not a numeric matrix") from None
-            x, y = net.sizes[i], net.sizes[i + 1]
-            expected = (y, x) if key == "weights" else (y, 1)
-            if a.shape != expected:
-                raise ModelFileError(f"{key}[{i}] has shape {a.shape}, but sizes {net.sizes} need {expected}")
-            if not np.isfinite(a).all():
-                raise ModelFileError(f"{key}[{i}] holds values that are not finite")
-            arrays[key].append(a)
-    try:
-        net.weights = arrays["weights"]
-        net.biases = arrays["biases"]
-    except NNDLError as e:  # pragma: no cover - shapes were checked above
-        raise ModelFileError(str(e)) from None
+        raise ModelFileError(f"{filename}: this nndl model does not fit network2: {e}") from None
+    cost = {"QuadraticCost": QuadraticCost, "CrossEntropyCost": CrossEntropyCost}[data["cost"]]
+    net = Network(data["sizes"], cost=cost)   # draws throw-away values from np.random, as the book's does
+    net.weights = [layer.params["w"].astype(np.float64) for layer in engine.layers]
+    net.biases = [layer.params["b"].astype(np.float64).reshape(-1, 1) for layer in engine.layers]
     return net
