@@ -74,7 +74,7 @@ def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, im
             try:
                 p = float(args[0])
             except ValueError:
-                raise ConfigError(f"layer spec {token!r}: dropout probability must be a number") from None
+                raise ConfigError(f"layer spec {token!r}: dropout probability must be a number, got {args[0]!r}") from None
             if not 0 <= p < 1:
                 raise ConfigError(f"layer spec {token!r}: dropout probability must be in [0, 1), got {p}")
             parsed.append((token, kind, (p,)))
@@ -88,6 +88,11 @@ def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, im
             raise ConfigError(f"layer spec {token!r}: an output layer must come last")
 
     layers: list[Layer] = []
+
+    def add(layer: Layer, token: str) -> None:
+        layer.spec = token   # so that shape errors can name the spec token
+        layers.append(layer)
+
     spatial = False
     i = 0
     while i < len(parsed):
@@ -103,18 +108,18 @@ def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, im
         if kind == "conv":
             nxt = parsed[i + 1] if i + 1 < len(parsed) else None
             if nxt is not None and nxt[1] == "pool":
-                layers.append(ConvPool(args[0], args[1], nxt[2][0], activation=act, **kw))
+                add(ConvPool(args[0], args[1], nxt[2][0], activation=act, **kw), f"{token},{nxt[0]}")
                 i += 2
                 continue
-            layers.append(Conv2D(args[0], args[1], activation=act, **kw))
+            add(Conv2D(args[0], args[1], activation=act, **kw), token)
         elif kind == "pool":
-            layers.append(MaxPool2D(args[0]))
+            add(MaxPool2D(args[0]), token)
         elif kind == "dense":
-            layers.append(Dense(args[0], act, **kw))
+            add(Dense(args[0], act, **kw), token)
         elif kind == "dropout":
-            layers.append(Dropout(args[0], scale=dropout_scale))
+            add(Dropout(args[0], scale=dropout_scale), token)
         else:
-            layers.append(Dense(args[0], kind, **kw))
+            add(Dense(args[0], kind, **kw), token)
         i += 1
     return layers
 

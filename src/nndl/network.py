@@ -76,7 +76,9 @@ class Network:
             try:
                 shape = tuple(layer.build(shape, generator, self.dtype))
             except ConfigError as e:
-                raise ConfigError(f"layer {i} ({type(layer).__name__}): {e}") from None
+                spec = getattr(layer, "spec", None)
+                where = f"layer spec {spec!r}" if spec else f"layer {i} ({type(layer).__name__})"
+                raise ConfigError(f"{where}: {e}") from None
         self.output_shape = shape
         # Nothing below the first layer with parameters needs a gradient:
         # let it skip computing dC/d(input) (a full col2im for a conv layer).

@@ -17,7 +17,8 @@ images at once (no loop over images); the shuffle uses a seeded NumPy
 generator (the book used ``random.shuffle`` unseeded), so the file is the
 same on every run; the pixels are shifted as bytes (uint8), which is exact
 because MNIST's pixels are multiples of 1/256, and converted back to
-float32 at the end; and the file is written atomically.
+float32 at the end; and the file is written atomically. The shifting is
+:mod:`nndl.data.augment`'s, which ``nndl train --expand`` uses too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import Dataset, MnistSplits, load_mnist, resolve_data_dir, save_book_pickle
+from ..data import augment as _augment
 from ..errors import ConfigError
 
 __all__ = ["EXPANDED_FILE", "shift_images", "expand", "main"]
@@ -42,27 +44,12 @@ def shift_images(images: np.ndarray) -> np.ndarray:
         ``(N, 5, 28, 28)``: the image, then shifted down, up, right and left
         by one pixel with the vacated row/column set to 0 -- the book's
         ``np.roll(image, d, axis)`` followed by zeroing the wrapped line, in
-        the book's order ``(1, 0), (-1, 0), (1, 1), (-1, 1)``.
+        the book's order. The work is :func:`nndl.data.augment.shift_images`'s.
     """
     images = np.asarray(images)
     if images.ndim != 3:
         raise ConfigError(f"shift_images expects images of shape (N, height, width), got {images.shape}")
-    out = np.zeros((images.shape[0], 5) + images.shape[1:], dtype=images.dtype)
-    out[:, 0] = images
-    out[:, 1, 1:, :] = images[:, :-1, :]   # down:  roll +1 along rows, zero row 0
-    out[:, 2, :-1, :] = images[:, 1:, :]   # up:    roll -1 along rows, zero row 27
-    out[:, 3, :, 1:] = images[:, :, :-1]   # right: roll +1 along columns, zero column 0
-    out[:, 4, :, :-1] = images[:, :, 1:]   # left:  roll -1 along columns, zero column 27
-    return out
-
-
-def _as_bytes(x: np.ndarray) -> np.ndarray | None:
-    """``x * 256`` as uint8 when that is exact (MNIST's pixels), else None."""
-    b = x * 256
-    if b.size and (b.min() < 0 or b.max() > 255):
-        return None
-    r = np.rint(b)
-    return r.astype(np.uint8) if np.array_equal(r, b) else None
+    return _augment.shift_images(images, ((0, 0),) + _augment.BOOK_SHIFTS)
 
 
 def expand(training_data, *, seed=0, shuffle=True, dtype=np.float32) -> Dataset:
@@ -70,7 +57,8 @@ def expand(training_data, *, seed=0, shuffle=True, dtype=np.float32) -> Dataset:
 
     Args:
         training_data: a :class:`nndl.data.Dataset` or an ``(x, y)`` pair as
-            ``mnist_loader.load_data()`` returns; x is ``(N, 784)``.
+            ``mnist_loader.load_data()`` returns; x is ``(N, 784)`` pixels
+            ``byte / 256``.
         seed: seed of the NumPy generator that shuffles the 5N images
             (same seed, same order); ignored without ``shuffle``.
         shuffle: shuffle (as the book does); without it the order is image 0
@@ -78,7 +66,8 @@ def expand(training_data, *, seed=0, shuffle=True, dtype=np.float32) -> Dataset:
         dtype: float type of the result.
 
     Returns:
-        A Dataset of ``5 N`` images ``(5N, 784)`` and labels ``(5N,)``.
+        A Dataset of ``5 N`` images ``(5N, 784)`` and labels ``(5N,)``; the
+        work is :func:`nndl.data.augment.expand_with_shifts`'s.
     """
     try:
         x, y = training_data.x, training_data.y
@@ -93,18 +82,17 @@ def expand(training_data, *, seed=0, shuffle=True, dtype=np.float32) -> Dataset:
         raise ConfigError(f"expand needs 28x28 images as rows of 784 pixels, got shape {x.shape}")
     if y.shape != (len(x),):
         raise ConfigError(f"expand needs one label per image: {len(x)} images but labels of shape {y.shape}")
-    b = _as_bytes(x)
-    images = (b if b is not None else x).reshape(-1, 28, 28)
-    shifted = shift_images(images).reshape(-1, 784)
+    scaled = x * 256
+    if scaled.size and scaled.min() >= 0 and scaled.max() <= 255 and np.array_equal(np.rint(scaled), scaled):
+        # MNIST's pixels are multiples of 1/256: shift them as bytes (a quarter of the memory)
+        b, labels = _augment.expand_with_shifts(x, y, rng=seed, shuffle=shuffle)
+        return Dataset(_augment.from_bytes(b, dtype), labels)
+    shifted = shift_images(x.reshape(-1, 28, 28)).reshape(-1, 784)
     labels = np.repeat(y, 5)
     if shuffle:
         order = np.random.default_rng(seed).permutation(len(labels))
-        shifted = shifted[order]
-        labels = labels[order]
-    out = shifted.astype(dtype)
-    if b is not None:
-        out *= 1 / 256   # a power of two: exact, the same values as the book's
-    return Dataset(out, labels)
+        shifted, labels = shifted[order], labels[order]
+    return Dataset(shifted.astype(dtype), labels)
 
 
 def main(data_dir=None, *, seed=0, force=False):
