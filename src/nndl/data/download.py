@@ -18,6 +18,7 @@ turned off, and reports are returned as strings (:func:`describe`).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -28,7 +29,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, NamedTuple, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Sequence
 
 import platformdirs
 from tqdm import tqdm
@@ -145,12 +146,11 @@ def how_to_get(folder: Path, names: Sequence[str], *, suggest_fetch: bool = True
 # Hashing
 
 
-def _sha256_decompressed(path: Path) -> str:
-    """SHA-256 of the file's content, gunzipped first if it is gzip (by magic bytes).
-
-    Raises DataError for an unreadable file or a corrupt gzip stream.
-    """
-    digest = hashlib.sha256()
+@contextlib.contextmanager
+def open_maybe_gzip(path: Path) -> Iterator[tuple[Any, bool]]:
+    """``with open_maybe_gzip(path) as (stream, is_gzip)``: the file's content,
+    streamed through gzip when it starts with gzip's magic bytes (whatever its
+    name). Raises DataError if the file cannot be opened."""
     try:
         raw = open(path, "rb")
     except OSError as exc:
@@ -158,7 +158,16 @@ def _sha256_decompressed(path: Path) -> str:
     with raw:
         is_gzip = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
+        yield (gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw), is_gzip
+
+
+def _sha256_decompressed(path: Path) -> str:
+    """SHA-256 of the file's content, gunzipped first if it is gzip (by magic bytes).
+
+    Raises DataError for an unreadable file or a corrupt gzip stream.
+    """
+    digest = hashlib.sha256()
+    with open_maybe_gzip(path) as (stream, is_gzip):
         try:
             # Stream in chunks: 47 MB decompressed need not sit in memory twice.
             while chunk := stream.read(1 << 20):

@@ -32,6 +32,7 @@ from .download import (
     find_file,
     how_to_get,
     missing_files,
+    open_maybe_gzip,
     open_temp,
     resolve_data_dir,
 )
@@ -397,15 +398,8 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
             wrong structure.
     """
     path = Path(path)
-    try:
-        raw = open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
-    with raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        # Stream through gzip: the decompressed pickle is ~220 MB.
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
+    # Stream through gzip: the decompressed pickle is ~220 MB.
+    with open_maybe_gzip(path) as (stream, is_gzip):
         try:
             obj = _ArrayOnlyUnpickler(stream, path).load()
         except DataError:
