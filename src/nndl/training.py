@@ -131,7 +131,6 @@ class Trainer:
                 # An epoch is complete once it is in the history; an interrupt
                 # before this line rolls back to the previous one.
                 snapshot = self.network.get_params()
-                self.last_logs = logs
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
