@@ -31,6 +31,8 @@ Two classes:
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
 
@@ -61,11 +63,25 @@ class BookNetwork:
         self.num_layers = len(self.weights) + 1
         self.sizes = [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
+    @classmethod
+    def from_sizes(cls, sizes):
+        """``network.py``'s own constructor: biases, then weights, from the global ``np.random``."""
+        biases = [np.random.randn(y, 1) for y in sizes[1:]]
+        weights = [np.random.randn(y, x) for x, y in zip(sizes[:-1], sizes[1:])]
+        return cls(weights, biases)
+
     def feedforward(self, a):
         """Return the output of the network if ``a`` is input."""
         for b, w in zip(self.biases, self.weights):
             a = sigmoid(np.dot(w, a) + b)
         return a
+
+    def SGD(self, training_data, epochs, mini_batch_size, eta):
+        """``network.py``'s ``SGD`` (without test data): shuffles the list in place with ``random``."""
+        n = len(training_data)
+        for _ in range(epochs):
+            random.shuffle(training_data)
+            self.SGD_epoch([training_data[k:k + mini_batch_size] for k in range(0, n, mini_batch_size)], eta)
 
     def SGD_epoch(self, mini_batches, eta):
         """One epoch of ``network.py``'s ``SGD`` on already-made mini-batches."""

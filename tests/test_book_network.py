@@ -41,71 +41,15 @@ def book_data():
     return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)
 
 
-# -- the book's algorithm, one example at a time (the oracle) -----------------------
+# -- the oracle: the book's network.py, one example at a time (tests/reference.py) ------
 
-def ref_sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def ref_sigmoid_prime(z):
-    return ref_sigmoid(z) * (1 - ref_sigmoid(z))
+from reference import BookNetwork as _BookOracle  # noqa: E402
+from reference import sigmoid as ref_sigmoid, sigmoid_prime as ref_sigmoid_prime  # noqa: E402
 
 
-class BookNetwork:
-    """network.py (chapter 1) in Python 3, nothing more."""
-
-    def __init__(self, sizes):
-        self.num_layers = len(sizes)
-        self.sizes = sizes
-        self.biases = [np.random.randn(y, 1) for y in sizes[1:]]
-        self.weights = [np.random.randn(y, x) for x, y in zip(sizes[:-1], sizes[1:])]
-
-    def feedforward(self, a):
-        for b, w in zip(self.biases, self.weights):
-            a = ref_sigmoid(np.dot(w, a) + b)
-        return a
-
-    def SGD(self, training_data, epochs, mini_batch_size, eta):
-        n = len(training_data)
-        for j in range(epochs):
-            random.shuffle(training_data)
-            mini_batches = [training_data[k:k + mini_batch_size] for k in range(0, n, mini_batch_size)]
-            for mini_batch in mini_batches:
-                self.update_mini_batch(mini_batch, eta)
-
-    def update_mini_batch(self, mini_batch, eta):
-        nabla_b = [np.zeros(b.shape) for b in self.biases]
-        nabla_w = [np.zeros(w.shape) for w in self.weights]
-        for x, y in mini_batch:
-            delta_nabla_b, delta_nabla_w = self.backprop(x, y)
-            nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
-            nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
-        self.weights = [w - (eta / len(mini_batch)) * nw for w, nw in zip(self.weights, nabla_w)]
-        self.biases = [b - (eta / len(mini_batch)) * nb for b, nb in zip(self.biases, nabla_b)]
-
-    def backprop(self, x, y):
-        nabla_b = [np.zeros(b.shape) for b in self.biases]
-        nabla_w = [np.zeros(w.shape) for w in self.weights]
-        activation = x
-        activations = [x]
-        zs = []
-        for b, w in zip(self.biases, self.weights):
-            z = np.dot(w, activation) + b
-            zs.append(z)
-            activation = ref_sigmoid(z)
-            activations.append(activation)
-        delta = (activations[-1] - y) * ref_sigmoid_prime(zs[-1])
-        nabla_b[-1] = delta
-        nabla_w[-1] = np.dot(delta, activations[-2].transpose())
-        for l in range(2, self.num_layers):
-            z = zs[-l]
-            delta = np.dot(self.weights[-l + 1].transpose(), delta) * ref_sigmoid_prime(z)
-            nabla_b[-l] = delta
-            nabla_w[-l] = np.dot(delta, activations[-l - 1].transpose())
-        return (nabla_b, nabla_w)
-
-    def evaluate(self, test_data):
-        return sum(int(np.argmax(self.feedforward(x)) == y) for (x, y) in test_data)
+def BookNetwork(sizes):
+    """The book's ``Network(sizes)``: draws from the global ``np.random`` as network.py does."""
+    return _BookOracle.from_sizes(sizes)
 
 
 def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
