@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, positive_int
 
 
 class Callback:
@@ -81,9 +81,7 @@ class EarlyStopping(Callback):
     (the book's ``early_stopping_n``)."""
 
     def __init__(self, patience: int, monitor: str | None = None) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"early stopping patience must be a positive integer, got {patience!r}")
-        self.patience = patience
+        self.patience = positive_int(patience, "early stopping patience")
         self.monitor = monitor
         self.best = -math.inf
         self.wait = 0
@@ -106,8 +104,7 @@ class EtaSchedule(Callback):
 
     def __init__(self, patience: int, factor: float = 0.5, min_ratio: float = 1 / 128,
                  monitor: str | None = None) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"schedule patience must be a positive integer, got {patience!r}")
+        patience = positive_int(patience, "schedule patience")
         if not 0 < factor < 1:
             raise ConfigError(f"schedule factor must be in (0, 1), got {factor}")
         self.patience, self.factor, self.min_ratio, self.monitor = patience, factor, min_ratio, monitor

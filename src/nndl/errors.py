@@ -19,3 +19,13 @@ class DataError(NNDLError):
 
 class ModelFileError(NNDLError):
     """A saved model file that cannot be read or does not describe a network."""
+
+
+def positive_int(value, what: str) -> int:
+    """``value`` as an int if it is an integer >= 1 (not a bool), else
+    ConfigError("<what> must be a positive integer, got <value>")."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)

@@ -17,7 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .callbacks import Callback, Evaluation
-from .errors import ConfigError
+from .errors import ConfigError, positive_int
 from .history import History
 from .network import as_generator
 from .kernels import dense as dense_kernel
@@ -54,8 +54,7 @@ class Trainer:
     def __init__(self, network, optimizer, *, batch_size: int = 10, rng=None,
                  callbacks: Sequence[Callback] = (), fast: bool = True,
                  blas_threads: int | None = 1, augment=None) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ConfigError(f"mini-batch size must be a positive integer, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "mini-batch size")
         self.network = network
         self.optimizer = optimizer
         self.batch_size = int(batch_size)
@@ -84,8 +83,7 @@ class Trainer:
             return self._fit(x, y, epochs)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, epochs: int) -> History:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+        epochs = positive_int(epochs, "epochs")
         x = self.network._check_input(x)
         y = np.asarray(y)
         if y.shape != (len(x),):

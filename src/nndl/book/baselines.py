@@ -9,9 +9,7 @@ for the command line (``nndl baseline darkness|svm``) and for scripts.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 
 __all__ = ["run_darkness", "run_svm"]
 
@@ -26,8 +24,7 @@ def _load(data_dir):
 def _first(data, n, what):
     if n is None:
         return data
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {n!r}")
+    positive_int(n, what)
     if n > len(data[1]):
         raise ConfigError(f"{what} is {n}, but the set has only {len(data[1])} images")
     return (data[0][:n], data[1][:n])

@@ -36,7 +36,7 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from ..costs import one_hot as _one_hot
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from ..kernels import dense as _dense_kernel
 from ..layers import Dense
 from ..network import Network as _EngineNetwork
@@ -379,9 +379,7 @@ class _BookNetwork:
         ``on_epoch_end(j, stacked_training_data)``, which may return True to stop."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, (int, np.integer)) \
-                or mini_batch_size < 1:
-            raise ConfigError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
+        positive_int(mini_batch_size, "mini_batch_size")
         caller_list = training_data if isinstance(training_data, list) else None
         data = list(training_data)
         stacked = self._stack(data, "training_data", "vector")

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import costs as _costs
 from .. import initializers as _init
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError, positive_int
 from ..fileio import atomic_write_text
 from ..optimizers import SGD as _EngineSGD
 from ..regularizers import L2 as _L2
@@ -256,8 +256,7 @@ class Network(_BookNetwork):
             opt = _EngineSGD(eta, regularizers=[_L2(lmbda)] if lmbda else [])
         except ConfigError as e:
             raise ConfigError(f"update_mini_batch: {e}") from None
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n (the size of the training set) must be a positive integer, got {n!r}")
+        positive_int(n, "n (the size of the training set)")
         self._step(s.x, s.targets, opt, int(n))
 
     def backprop(self, x, y):

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations as _act
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from ..kernels import dense as _dense_kernel
 from ..layers import Dense
 from ..layers.conv import ConvPool
@@ -140,9 +140,7 @@ def _int_tuple(value, n: int, what: str, where: str) -> tuple[int, ...]:
 
 
 def _positive(value, what: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{where}: {what} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, f"{where}: {what}")
 
 
 def _probability(p, where: str) -> float:
@@ -439,8 +437,7 @@ class Network(object):
         if mini_batch_size != self.mini_batch_size:
             raise ConfigError(f"SGD: mini_batch_size is {mini_batch_size!r}, but the network was built for "
                               f"mini-batches of {self.mini_batch_size}")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ConfigError(f"SGD: epochs must be a positive integer, got {epochs!r}")
+        positive_int(epochs, "SGD: epochs")
         try:
             lmbda = float(lmbda)
         except (TypeError, ValueError):

@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from .. import activations
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from .base import Layer
 
 __all__ = [
@@ -354,9 +354,7 @@ def _init_params(init: str, filters: int, channels: int, k: int, pool_area: int,
 # ---------------------------------------------------------------------------
 
 def _positive_int(value, what: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{layer}: {what} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, f"{layer}: {what}")
 
 
 def _elementwise_activation(activation, layer: str) -> activations.Activation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, initializers
-from ..errors import ConfigError
+from ..errors import ConfigError, positive_int
 from .base import Layer
 
 
@@ -32,9 +32,7 @@ class Dense(Layer):
 
     def __init__(self, n_out: int, activation="sigmoid", init="default") -> None:
         super().__init__()
-        if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
-            raise ConfigError(f"Dense: n_out must be a positive integer, got {n_out!r}")
-        self.n_out = int(n_out)
+        self.n_out = positive_int(n_out, "Dense: n_out")
         self.activation = activations.get(activation)
         self.init = initializers.get(init)
 
