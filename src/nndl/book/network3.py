@@ -340,10 +340,6 @@ class Network(object):
             for layer in self.engine.layers:
                 if isinstance(layer, Dropout):
                     layer.rng = np.random.default_rng(DROPOUT_SEED)
-        for layer in self.engine.layers:
-            if isinstance(layer, ConvPool):
-                layer.input_grad = False   # nothing below the first conv layer needs dC/dx
-                break
         for layer in self.layers:
             w0, b0, eng = layer.w, layer.b, layer._target
             eng.params["w"][...] = w0 if isinstance(layer, ConvPoolLayer) else np.asarray(w0).T
@@ -523,12 +519,7 @@ class Network(object):
     def _train_batch(self, x, y, optimizer, n_l2) -> None:
         net = self.engine
         net.forward(x, train=True)
-        out = net.layers[-1]
-        grad = out.backward_delta(net.cost.delta(out.z, out.a, y, out.activation))   # BP1
-        for layer in reversed(net.layers[:-1]):
-            if grad is None:   # below the first ConvPool, which skips dC/dx
-                break
-            grad = layer.backward(grad)
+        net.backward(y)
         optimizer.step(net.layers, len(x), n_l2)
 
     @property
