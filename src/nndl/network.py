@@ -128,8 +128,12 @@ class Network:
         """Fill every layer's ``grads`` with dC/dparam summed over the batch
         last passed to :meth:`forward`, for integer labels ``y`` ``(N,)``."""
         out = self.layers[-1]
-        delta = self.cost.delta(out.z, out.a, y, out.activation)   # BP1
-        grad = out.backward_delta(delta)
+        self.backward_delta(self.cost.delta(out.z, out.a, y, out.activation))   # BP1
+
+    def backward_delta(self, delta: np.ndarray) -> None:
+        """As :meth:`backward`, from a given output error delta^L = dC/dz^L
+        ``(N, n_outputs)`` (for costs defined outside the engine)."""
+        grad = self.layers[-1].backward_delta(delta)
         for layer in reversed(self.layers[:-1]):
             if grad is None:  # the layers below have no parameters
                 break

@@ -250,10 +250,7 @@ class _BookNetwork:
         net = self.engine
         net.forward(x, train=True)
         out = net.layers[-1]
-        delta = self._output_delta(out.z, out.a, targets)   # BP1
-        grad = out.backward_delta(delta)                     # BP3, BP4, first half of BP2
-        for layer in reversed(net.layers[:-1]):
-            grad = layer.backward(grad)                      # BP2 downwards
+        net.backward_delta(self._output_delta(out.z, out.a, targets))   # BP1 from the book's cost
 
     def _step(self, x, targets, optimizer, n: int) -> None:
         """One gradient-descent step on one mini-batch (m = len(x) examples)."""
