@@ -22,6 +22,7 @@ from nndl.book import network3
 from nndl.book.network3 import ConvPoolLayer, FullyConnectedLayer, Network, ReLU, SoftmaxLayer
 from nndl.errors import ConfigError
 from nndl.layers.dropout import Dropout
+from nndl.kernels import dense as dense_kernel
 
 from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
 
@@ -160,7 +161,7 @@ def network3_epoch(w1, b1, w2, b2, x, y, m, eta, lmbda, decay_over):
 @pytest.mark.parametrize("fix_l2", [False, True])
 def test_an_epoch_equals_network3s_update(monkeypatch, capsys, kernel, fix_l2):
     if not kernel:
-        monkeypatch.setattr(network3._dense_kernel, "supports", lambda *a: False)
+        monkeypatch.setattr(dense_kernel, "supports", lambda *a: False)
     rng = np.random.default_rng(0)
     x = rng.random((35, 12))      # 3 whole mini-batches of 10; the last 5 are dropped
     y = rng.integers(0, 4, 35)

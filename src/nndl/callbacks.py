@@ -1,22 +1,35 @@
 """Things that happen around training: evaluation, early stopping, the
-learning-rate schedule, progress bars and checkpoints.
+learning-rate schedule, progress bars, the book's printed lines, gradient
+records and checkpoints.
 
 A callback sees the :class:`~nndl.training.Trainer` and the epoch's ``logs``
-(a dict of metrics). Callbacks run in the order given; an evaluation callback
-should come before those that read its metrics (the trainer puts
-:class:`Evaluation` first). Set ``trainer.stop_training = True`` to stop.
+(a dict of metrics). Callbacks run in the order given, so an
+:class:`Evaluation` goes before the callbacks that read its metrics. Set
+``trainer.stop_training = True`` to stop.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TextIO
+
+import numpy as np
 
 from .errors import ConfigError, positive_int
 
 
 class Callback:
+    """Base class: every hook does nothing.
+
+    ``every_batches``: when set, the trainer also calls
+    :meth:`on_batches_done` every that many mini-batches (with the network's
+    parameters up to date), besides its own progress points.
+    """
+
+    every_batches: int | None = None
+
     def on_train_begin(self, trainer) -> None: ...
     def on_epoch_begin(self, trainer, epoch: int) -> None: ...
     def on_batches_done(self, trainer, done: int, total: int) -> None: ...
@@ -38,7 +51,8 @@ class Evaluation(Callback):
             weight penalty, as the book's ``total_cost`` does.
 
     Logs ``<split>_accuracy`` (a fraction) and ``<split>_cost``, plus
-    ``<split>_correct`` (a count) for the book-style report.
+    ``<split>_correct`` and ``<split>_total`` (counts) for the book-style
+    report (the history leaves those two out).
     """
 
     def __init__(self, data: dict, metrics: Iterable[str] = ("accuracy",)) -> None:
@@ -58,6 +72,7 @@ class Evaluation(Callback):
             if "accuracy" in self.metrics:
                 correct = net.accuracy(ds.x, ds.y)
                 logs[f"{name}_correct"] = correct
+                logs[f"{name}_total"] = len(ds.y)
                 logs[f"{name}_accuracy"] = correct / len(ds.y)
             if "cost" in self.metrics:
                 logs[f"{name}_cost"] = net.total_cost(ds.x, ds.y, trainer.optimizer.regularizers,
@@ -128,19 +143,41 @@ class EtaSchedule(Callback):
                 trainer.stop_reason = f"eta fell to {trainer.optimizer.eta:g} (eta0 * {self.min_ratio:g})"
 
 
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _tqdm_class(notebook: bool):
+    """tqdm's widget bar in a notebook with ipywidgets, else its text bar."""
+    if notebook:
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+    return tqdm
+
+
 class ProgressBar(Callback):
-    """A tqdm bar over the mini-batches of each epoch (on stderr, and only
-    when that is a terminal, unless ``disable=False`` is passed)."""
+    """A tqdm bar over the mini-batches of each epoch.
+
+    In a terminal it goes to stderr, and only when that is a terminal (unless
+    ``disable=False`` is passed). In a Jupyter notebook it is tqdm's widget
+    bar when ipywidgets is installed, else a text bar (no ipywidgets needed).
+    """
 
     def __init__(self, leave: bool = False, **tqdm_kwargs) -> None:
-        tqdm_kwargs.setdefault("disable", None)
+        self.notebook = _in_notebook()
+        tqdm_kwargs.setdefault("disable", False if self.notebook else None)
         self.leave = leave
         self.kwargs = tqdm_kwargs
         self.bar = None
 
     def on_epoch_begin(self, trainer, epoch):
-        from tqdm.auto import tqdm
-
+        tqdm = _tqdm_class(self.notebook)
         self.bar = tqdm(total=trainer.n_batches, desc=f"Epoch {epoch}", unit="batch",
                         leave=self.leave, **self.kwargs)
 
@@ -158,6 +195,109 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class EpochPrinter(Callback):
+    """The book's per-epoch lines, for a notebook or a terminal::
+
+        Epoch 0: 9129 / 10000
+          Cost on training data: 0.412
+          Accuracy on validation data: 9312 / 10000
+
+    Put it after the :class:`Evaluation` callbacks whose results it prints.
+
+    Args:
+        file: where to write (default: ``sys.stdout`` at the time of printing).
+    """
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        out = self.file or sys.stdout
+        print(format_epoch(epoch, logs), file=out, flush=True)
+
+
+def format_epoch(epoch: int, logs: dict) -> str:
+    """The book's lines for one epoch's logs (see :class:`EpochPrinter`)."""
+    if "test_correct" in logs:
+        lines = [f"Epoch {epoch}: {logs['test_correct']} / {logs['test_total']}"]
+    else:
+        lines = [f"Epoch {epoch} complete"]
+    for split in ("training", "validation"):
+        if f"{split}_cost" in logs:
+            lines.append(f"  Cost on {split} data: {logs[f'{split}_cost']:.6f}")
+        if f"{split}_correct" in logs:
+            lines.append(f"  Accuracy on {split} data: {logs[f'{split}_correct']} / {logs[f'{split}_total']}")
+    if "test_cost" in logs:
+        lines.append(f"  Cost on test data: {logs['test_cost']:.6f}")
+    return "\n".join(lines)
+
+
+class GradientRecorder(Callback):
+    """Chapter 5's "speed of learning": the norm of dC/db (and dC/dw) of every
+    layer, averaged over a fixed probe set of training examples.
+
+    The book's ``generate_gradient.py`` computes, for each layer l, the
+    gradient of the cost with respect to the biases averaged over 1,000
+    training images, and compares the lengths ||dC/db^l||: in deep sigmoid
+    networks the earlier layers' are much smaller (the vanishing gradient).
+
+    Args:
+        probe_size: the first ``probe_size`` training examples form the probe.
+        every_batches: also record every that many mini-batches (else at the
+            start of training and after every epoch).
+
+    Records go to ``trainer.history["gradients"]``: a list of
+    ``{"epoch": e, "batch": b, "bias": [||dC/db^1||, ...], "weight": [...]}``
+    where ``b`` mini-batches of epoch ``e`` are done (``e`` = epochs done when
+    ``b`` is 0). Only layers with parameters appear, input side first.
+    Computing the probe's gradient changes nothing in the network.
+    """
+
+    def __init__(self, probe_size: int = 1000, every_batches: int | None = None) -> None:
+        self.probe_size = positive_int(probe_size, "gradient probe size")
+        self.every_batches = None if every_batches is None else positive_int(every_batches, "gradient record interval")
+        self._epoch = 0
+
+    def on_train_begin(self, trainer):
+        runner = trainer.runner
+        self.x = runner.x[:self.probe_size]
+        self.y = runner.y[:self.probe_size]
+        records = trainer.history.data.setdefault("gradients", [])
+        if not records:
+            self._record(trainer, trainer.epoch, 0)
+
+    def on_epoch_begin(self, trainer, epoch):
+        self._epoch = epoch
+
+    def on_batches_done(self, trainer, done, total):
+        if self.every_batches and done < total and done % self.every_batches == 0:
+            self._record(trainer, self._epoch, done)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self._record(trainer, epoch + 1, 0)
+
+    def _record(self, trainer, epoch: int, batch: int) -> None:
+        norms = gradient_norms(trainer.network, self.x, self.y)
+        trainer.history.data["gradients"].append({"epoch": epoch, "batch": batch, **norms})
+
+
+def gradient_norms(network, x: np.ndarray, y: np.ndarray, chunk: int = 1000) -> dict[str, list[float]]:
+    """``{"bias": [||dC/db^l||], "weight": [||dC/dw^l||]}`` for every layer with
+    parameters, the gradient being the mean over the examples ``x`` ``(n, ...)``
+    with labels ``y`` ``(n,)`` (unregularised). The network is unchanged."""
+    layers = [layer for layer in network.layers if layer.params]
+    sums = [{k: np.zeros(p.shape, dtype=np.float64) for k, p in layer.params.items()} for layer in layers]
+    for start in range(0, len(x), chunk):
+        network.forward(x[start:start + chunk], train=True)
+        network.backward(y[start:start + chunk])
+        for layer, acc in zip(layers, sums):
+            for k in acc:
+                acc[k] += layer.grads[k]
+    n = max(len(x), 1)
+    return {"bias": [float(np.linalg.norm(acc["b"]) / n) for acc in sums if "b" in acc],
+            "weight": [float(np.linalg.norm(acc["w"]) / n) for acc in sums if "w" in acc]}
 
 
 class LambdaCallback(Callback):

@@ -21,6 +21,14 @@ class ModelFileError(NNDLError):
     """A saved model file that cannot be read or does not describe a network."""
 
 
+class HistoryError(NNDLError):
+    """A history or results file that cannot be read or is not nndl's."""
+
+
+class DivergedError(NNDLError):
+    """Training produced a non-finite cost or weight."""
+
+
 def positive_int(value, what: str) -> int:
     """``value`` as an int if it is an integer >= 1 (not a bool), else
     ConfigError("<what> must be a positive integer, got <value>")."""

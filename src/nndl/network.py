@@ -109,7 +109,8 @@ class Network:
         return cls(layers, cost_obj, input_shape=(sizes[0],), rng=rng, dtype=dtype)
 
     # -- computation ---------------------------------------------------------
-    def _check_input(self, x: np.ndarray) -> np.ndarray:
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as an array of the network's dtype, after checking its per-example shape."""
         x = np.asarray(x)
         if x.shape[1:] != self.input_shape:
             raise ConfigError(
@@ -119,7 +120,7 @@ class Network:
 
     def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
         """Output activations ``(N, n_outputs)`` for inputs ``(N, *input_shape)``."""
-        a = self._check_input(x)
+        a = self.check_input(x)
         for layer in self.layers:
             a = layer.forward(a, train=train)
         return a
@@ -141,7 +142,7 @@ class Network:
 
     def feedforward(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Inference outputs ``(N, n_outputs)``, computed in chunks to bound memory."""
-        x = self._check_input(x)
+        x = self.check_input(x)
         if len(x) <= batch_size:
             return self.forward(x)
         return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])

@@ -1,29 +1,124 @@
 """The training loop: it knows nothing about the layers' insides.
 
-Each epoch: shuffle with the trainer's Generator, run the mini-batches
-(forward -> cost delta -> backward -> optimizer step), then report to the
-callbacks. Networks made only of ``Dense`` layers trained by plain ``SGD``
-run through a compiled kernel (:mod:`nndl.kernels.dense`) that computes the
-same updates; ``fast=False`` forces the NumPy path.
+:class:`EpochRunner` is the one loop over mini-batches in nndl: given an order
+of the examples it cuts them into mini-batches and, for each, runs forward ->
+cost delta (BP1) -> backward (BP2-BP4) -> optimizer step. Networks made only
+of ``Dense`` layers trained by plain ``SGD`` go through a compiled kernel
+(:mod:`nndl.kernels.dense`) that computes the same updates. :class:`Trainer`
+(and the book's modules in :mod:`nndl.book`) decide the order of each epoch
+and what happens around it (callbacks, printing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .callbacks import Callback, Evaluation
+from .callbacks import Callback
 from .errors import ConfigError, positive_int
 from .history import History
 from .network import as_generator
 from .kernels import dense as dense_kernel
 
 #: how many examples the compiled kernel runs between progress updates
-_CHUNK = 5000
+_KERNEL_CHUNK = 5000
+#: how many mini-batches the NumPy path runs between progress updates
+_NUMPY_CHUNK = 50
+
+
+class EpochRunner:
+    """Runs epochs of mini-batch SGD on fixed training data.
+
+    Args:
+        network: a :class:`~nndl.network.Network`.
+        optimizer: an :class:`~nndl.optimizers.SGD`.
+        x: inputs ``(n, *input_shape)`` (already in the network's dtype).
+        y: integer labels ``(n,)``; or, with ``delta``, target rows ``(n, n_out)``.
+        batch_size: the mini-batch size m.
+        n: the n of lambda/n in the weight penalty (default: ``len(x)``).
+        fast: use the compiled kernel when the network and options allow it.
+        augment: optional ``augment(x_batch, rng) -> x_batch`` applied to every
+            mini-batch, with Generator ``rng``.
+        delta: optional ``delta(z, a, targets) -> dC/dz^L`` replacing the
+            network's cost for BP1 (the book's own ``cost_derivative``).
+        step: optional ``step(indices)`` replacing the whole update of one
+            mini-batch (a book subclass's own ``update_mini_batch``).
+        drop_last: drop the last, partial mini-batch (as network3 does);
+            otherwise it is trained on, smaller, as in the book's network.py.
+    """
+
+    def __init__(self, network, optimizer, x: np.ndarray, y: np.ndarray, batch_size: int, *,
+                 n: int | None = None, fast: bool = True, augment=None, rng=None,
+                 delta: Callable | None = None, step: Callable | None = None,
+                 drop_last: bool = False) -> None:
+        self.network = network
+        self.optimizer = optimizer
+        self.x, self.y = x, y
+        self.m = positive_int(batch_size, "mini-batch size")
+        self.n_examples = len(x)
+        self.n = self.n_examples if n is None else int(n)
+        self.augment, self.rng = augment, rng
+        self.delta, self.custom_step = delta, step
+        self.n_batches = self.n_examples // self.m if drop_last else -(-self.n_examples // self.m)
+        self.n_used = min(self.n_batches * self.m, self.n_examples)
+        self.kernel = None
+        if (fast and augment is None and delta is None and step is None
+                and dense_kernel.supports(network, optimizer)):
+            self.kernel = dense_kernel.DenseEpochRunner(network, optimizer, x, y, self.m, n=self.n)
+
+    @property
+    def default_marks(self) -> range:
+        """Mini-batch indices between which progress is worth reporting."""
+        every = max(1, _KERNEL_CHUNK // self.m) if self.kernel is not None else _NUMPY_CHUNK
+        return range(every, self.n_batches, every)
+
+    def run_epoch(self, order: np.ndarray, *, marks: Iterable[int] = (),
+                  on_mark: Callable[[int], None] | None = None) -> None:
+        """Train on the examples in ``order`` (a permutation of ``range(n)``),
+        mini-batch b being ``order[b*m:(b+1)*m]``.
+
+        ``on_mark(b)`` is called before mini-batch b for every b in ``marks``
+        (0 <= b < n_batches), with the network's parameters up to date."""
+        order = np.asarray(order, dtype=np.int64)
+        nb = self.n_batches
+        marks = {int(b) for b in marks if 0 <= b < nb}
+        cuts = sorted(marks | {0, nb})
+        if self.kernel is not None:
+            self.kernel.load()
+        for lo, hi in zip(cuts, cuts[1:]):
+            if on_mark is not None and lo in marks:
+                if self.kernel is not None and lo > 0:
+                    self.kernel.sync()
+                on_mark(lo)
+            self._run_batches(order, lo, hi)
+        if self.kernel is not None:
+            self.kernel.sync()
+
+    def _run_batches(self, order: np.ndarray, lo: int, hi: int) -> None:
+        m = self.m
+        if self.kernel is not None:
+            self.kernel.run(order, lo * m, min(hi * m, self.n_used))
+            return
+        net = self.network
+        for b in range(lo, hi):                 # the loop over mini-batches
+            idx = order[b * m:(b + 1) * m]
+            if self.custom_step is not None:
+                self.custom_step(idx)
+                continue
+            xb = self.x[idx]
+            if self.augment is not None:
+                xb = self.augment(xb, self.rng)
+            net.forward(xb, train=True)
+            if self.delta is None:
+                net.backward(self.y[idx])                                   # BP1-BP4
+            else:
+                out = net.layers[-1]
+                net.backward_delta(self.delta(out.z, out.a, self.y[idx]))  # the caller's BP1
+            self.optimizer.step(net.layers, len(idx), self.n)
 
 
 class Trainer:
@@ -34,8 +129,11 @@ class Trainer:
         optimizer: an :class:`~nndl.optimizers.SGD`.
         batch_size: the mini-batch size m (the last batch may be smaller,
             as in the book).
-        rng: Generator or int seed for shuffling (and nothing else).
-        callbacks: evaluation, early stopping, schedule, progress...
+        rng: Generator or int seed for shuffling and augmentation (and nothing else).
+        callbacks: evaluation, early stopping, schedule, progress... They run
+            in the order given (put an :class:`~nndl.callbacks.Evaluation`
+            before the callbacks that read its metrics); a
+            :class:`~nndl.history.History` is appended unless one is given.
         fast: use the compiled kernel when the network allows it.
         blas_threads: threads the BLAS library may use while training
             (``None``: its own default). The book's mini-batches make tiny
@@ -54,22 +152,27 @@ class Trainer:
     def __init__(self, network, optimizer, *, batch_size: int = 10, rng=None,
                  callbacks: Sequence[Callback] = (), fast: bool = True,
                  blas_threads: int | None = 1, augment=None) -> None:
-        batch_size = positive_int(batch_size, "mini-batch size")
         self.network = network
         self.optimizer = optimizer
-        self.batch_size = int(batch_size)
+        self.batch_size = positive_int(batch_size, "mini-batch size")
         self.rng = as_generator(rng)
-        # evaluation first, so that the callbacks after it can read its metrics
-        self.callbacks = sorted(callbacks, key=lambda c: not isinstance(c, Evaluation))
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise ConfigError(f"callbacks must be nndl.callbacks.Callback instances, got {cb!r}")
+        self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
+        if self.history is None:
+            self.history = History()
+            self.callbacks.append(self.history)
         self.fast = fast
         self.blas_threads = blas_threads
         self.augment = augment
-        self.history = History()
         self.stop_training = False
         self.stop_reason: str | None = None
         self.epoch = 0
         self.n_train = 0
         self.n_batches = 0
+        self.runner: EpochRunner | None = None
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -84,21 +187,23 @@ class Trainer:
 
     def _fit(self, x: np.ndarray, y: np.ndarray, epochs: int) -> History:
         epochs = positive_int(epochs, "epochs")
-        x = self.network._check_input(x)
+        x = self.network.check_input(x)
         y = np.asarray(y)
         if y.shape != (len(x),):
             raise ConfigError(f"labels must have shape ({len(x)},) to match the inputs, got {y.shape}")
         n_out = self.network.output_shape[0]
-        if len(y) and (y.min() < 0 or y.max() >= n_out or not np.issubdtype(y.dtype, np.integer)):
+        if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_out):
             raise ConfigError(f"labels must be integers in 0..{n_out - 1} for {n_out} output neurons")
         n = self.n_train = len(x)
         if n == 0:
             raise ConfigError("no training data")
-        m = self.batch_size
-        self.n_batches = -(-n // m)
-        runner = None
-        if self.fast and self.augment is None and dense_kernel.supports(self.network, self.optimizer):
-            runner = dense_kernel.DenseEpochRunner(self.network, self.optimizer, x, y, m)
+        runner = self.runner = EpochRunner(self.network, self.optimizer, x, y, self.batch_size,
+                                           fast=self.fast, augment=self.augment, rng=self.rng)
+        self.n_batches = runner.n_batches
+        marks = set(runner.default_marks)
+        for cb in self.callbacks:
+            if cb.every_batches:
+                marks.update(range(cb.every_batches, runner.n_batches, cb.every_batches))
         self.stop_training = False
         self._call("on_train_begin")
         snapshot = self.network.get_params()
@@ -108,26 +213,14 @@ class Trainer:
                 self._call("on_epoch_begin", epoch)
                 t0 = time.perf_counter()
                 order = self.rng.permutation(n)
-                if runner is not None:
-                    runner.load()
-                    for start in range(0, n, _CHUNK):
-                        stop = min(start + _CHUNK, n)
-                        runner.run(order, start, stop)
-                        self._call("on_batches_done", -(-stop // m), self.n_batches)
-                    runner.sync()
-                else:
-                    for b, start in enumerate(range(0, n, m)):
-                        idx = order[start:start + m]
-                        xb = x[idx] if self.augment is None else self.augment(x[idx], self.rng)
-                        self.train_batch(xb, y[idx])
-                        if b % 50 == 49 or start + m >= n:
-                            self._call("on_batches_done", b + 1, self.n_batches)
+                runner.run_epoch(order, marks=marks,
+                                 on_mark=lambda b: self._call("on_batches_done", b, runner.n_batches))
+                self._call("on_batches_done", runner.n_batches, runner.n_batches)
                 logs = {"epoch_seconds": time.perf_counter() - t0, "eta": self.optimizer.eta}
                 self.epoch += 1
                 self._call("on_epoch_end", epoch, logs)
-                self.history.append({k: v for k, v in logs.items() if not k.endswith("_correct")})
-                # An epoch is complete once it is in the history; an interrupt
-                # before this line rolls back to the previous one.
+                # An epoch is complete once the callbacks (the history among
+                # them) have seen it; an interrupt before this line rolls back.
                 snapshot = self.network.get_params()
                 if self.stop_training:
                     break
@@ -142,7 +235,7 @@ class Trainer:
         """One SGD step on one mini-batch (the book's ``update_mini_batch``)."""
         self.network.forward(x, train=True)
         self.network.backward(y)
-        self.optimizer.step(self.network.layers, len(x), self.n_train)
+        self.optimizer.step(self.network.layers, len(x), self.n_train or len(x))
 
 
 def train(network, optimizer, x, y, *, epochs: int, batch_size: int = 10, rng=None,

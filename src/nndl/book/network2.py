@@ -32,7 +32,8 @@ from ..fileio import atomic_write_text
 from ..optimizers import SGD as _EngineSGD
 from ..regularizers import L2 as _L2
 from .mnist_loader import vectorized_result
-from .network import _BookNetwork, _Stacked, sigmoid, sigmoid_prime
+from .common import BookNetwork, Stacked
+from .network import sigmoid, sigmoid_prime
 
 __all__ = ["QuadraticCost", "CrossEntropyCost", "Network", "load", "vectorized_result",
            "sigmoid", "sigmoid_prime"]
@@ -113,7 +114,7 @@ def _engine_cost(cost) -> _costs.Cost:
 
 
 #### Main Network class
-class Network(_BookNetwork):
+class Network(BookNetwork):
     """The book's improved network.
 
     Args:
@@ -210,7 +211,7 @@ class Network(_BookNetwork):
         training_cost, training_accuracy = [], []
         state = {"best_accuracy": 0, "no_accuracy_change": 0}
 
-        def on_epoch_end(j, tr: _Stacked) -> bool:
+        def on_epoch_end(j, tr: Stacked) -> bool:
             n = len(tr)
             print("Epoch %s training complete" % j)
             accuracy = None
@@ -286,7 +287,7 @@ class Network(_BookNetwork):
         s = self._stack(list(data), "data", "int" if convert else "vector")
         return self._total_cost(s, lmbda)
 
-    def _total_cost(self, s: _Stacked, lmbda) -> float:
+    def _total_cost(self, s: Stacked, lmbda) -> float:
         a = self.engine.feedforward(s.x)
         n = len(s)
         cost = float(self.cost.fn(a.T, self._targets_of(s).T)) / n

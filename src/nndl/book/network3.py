@@ -43,7 +43,6 @@ import numpy as np
 
 from .. import activations as _act
 from ..errors import ConfigError, positive_int
-from ..kernels import dense as _dense_kernel
 from ..layers import Dense
 from ..layers.conv import ConvPool
 from ..layers.dropout import Dropout
@@ -51,6 +50,7 @@ from ..layers.reshape import Flatten, Reshape
 from ..network import Network as _EngineNetwork
 from ..optimizers import SGD as _EngineSGD
 from ..regularizers import L2 as _L2
+from ..training import EpochRunner
 from .mnist_loader import load_data
 
 __all__ = ["GPU", "load_data_shared", "Network", "ConvPoolLayer", "FullyConnectedLayer",
@@ -462,12 +462,8 @@ class Network(object):
             optimizer = _EngineSGD(eta, regularizers=[_L2(lmbda)] if lmbda else [])
         except ConfigError as e:
             raise ConfigError(f"SGD: {e}") from None
-        runner = None
-        if _dense_kernel.supports(self.engine, optimizer):
-            # the kernel divides lambda by the number of examples it trains on
-            kernel_opt = _EngineSGD(eta, regularizers=[_L2(lmbda * n_used / n_l2)] if lmbda else [])
-            runner = _dense_kernel.DenseEpochRunner(self.engine, kernel_opt, training_x, training_y, m)
-        order = np.arange(n_used)
+        runner = EpochRunner(self.engine, optimizer, training_x, training_y, m, n=n_l2, drop_last=True)
+        order = np.arange(n_used)   # network3 does not shuffle
 
         def test_mb_predictions(i):
             x = test_x[i * m:(i + 1) * m]
@@ -480,23 +476,9 @@ class Network(object):
         best_iteration = None
         test_accuracy = None
         for epoch in range(int(epochs)):
-            if runner is not None:
-                runner.load()
-            b = 0
-            while b < num_training_batches:
-                iteration = num_training_batches * epoch + b
-                if iteration % 1000 == 0:
-                    print("Training mini-batch number {0}".format(iteration))
-                stop = min(num_training_batches, b + 1000 - iteration % 1000)
-                if runner is not None:
-                    runner.run(order, b * m, stop * m)
-                else:
-                    for j in range(b, stop):
-                        self._train_batch(training_x[j * m:(j + 1) * m], training_y[j * m:(j + 1) * m],
-                                          optimizer, n_l2)
-                b = stop
-            if runner is not None:
-                runner.sync()
+            first = num_training_batches * epoch
+            runner.run_epoch(order, marks=range(-first % 1000, num_training_batches, 1000),
+                             on_mark=lambda b: print("Training mini-batch number {0}".format(first + b)))
             iteration = num_training_batches * epoch + num_training_batches - 1
             validation_accuracy = self._batch_accuracy(validation_x, validation_y, num_validation_batches)
             print("Epoch {0}: validation accuracy {1:.2%}".format(epoch, validation_accuracy))
@@ -515,12 +497,6 @@ class Network(object):
         self.best_validation_accuracy = best_validation_accuracy
         self.best_iteration = best_iteration
         self.test_accuracy = test_accuracy
-
-    def _train_batch(self, x, y, optimizer, n_l2) -> None:
-        net = self.engine
-        net.forward(x, train=True)
-        net.backward(y)
-        optimizer.step(net.layers, len(x), n_l2)
 
     @property
     def params(self) -> list[np.ndarray]:

@@ -295,7 +295,8 @@ class DenseEpochRunner:
     :class:`~nndl.optimizers.SGD`'s.
     """
 
-    def __init__(self, network, optimizer, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
+    def __init__(self, network, optimizer, x: np.ndarray, y: np.ndarray, batch_size: int,
+                 n: int | None = None) -> None:
         from ..regularizers import L1, L2
 
         dt = network.dtype
@@ -304,8 +305,9 @@ class DenseEpochRunner:
         self.m = int(batch_size)
         self.indptr, self.indices, self.values = to_csr(np.asarray(x, dtype=dt))
         self.y = np.ascontiguousarray(y, dtype=np.int64)
-        self.n = x.shape[0]
+        self.n = x.shape[0] if n is None else int(n)   # the n of lambda/n
         layers = network.layers
+        optimizer.bind(layers)
         self.acts = np.array([ACT_CODES[layer.activation.name] for layer in layers], dtype=np.int64)
         fused = layers[-1].activation.name in network.cost.fused_with
         self.delta_code = DELTA_FUSED if fused else DELTA_QUADRATIC
@@ -325,10 +327,14 @@ class DenseEpochRunner:
         self.run(np.zeros(0, dtype=np.int64), 0, 0)
 
     def load(self) -> None:
-        """Copy the network's current parameters in (they may have been changed outside)."""
+        """Copy the network's current parameters and the optimizer's velocities
+        in (they may have been changed outside, e.g. by a resume)."""
+        vel = self.optimizer.velocity
         for i, layer in enumerate(self.network.layers):
             self.wTs[i][...] = layer.params["w"].T
             self.bs[i][...] = layer.params["b"]
+            self.vwTs[i][...] = vel[(i, "w")].T if (i, "w") in vel else 0
+            self.vbs[i][...] = vel[(i, "b")] if (i, "b") in vel else 0
 
     def run(self, order: np.ndarray, start: int, stop: int) -> None:
         dt = self.network.dtype.type

@@ -22,6 +22,9 @@ import numpy as np
 class Layer:
     """Base class: a layer without parameters unless a subclass adds some."""
 
+    #: keys of ``params`` that weight penalties (L1, L2) apply to
+    regularized: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
