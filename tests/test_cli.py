@@ -49,8 +49,14 @@ def test_train_prints_book_lines_and_writes_history(tmp_path, capsys):
     data = json.loads(hist.read_text())
     assert set(data) >= {"test_accuracy", "validation_accuracy", "validation_cost", "training_cost",
                          "epoch_seconds"}
+    run = data.pop("run")
     assert all(len(v) == 2 for v in data.values())
     assert all(0 <= a <= 1 for a in data["test_accuracy"])
+    # the history says which run produced it
+    assert run["config"]["train_size"] == 5000 and run["config"]["epochs"] == 2
+    assert run["config"]["monitor"] == {"training": ["cost"], "validation": ["accuracy", "cost"],
+                                        "test": ["accuracy"]}
+    assert run["numpy"] == np.__version__ and run["epochs_done"] == 2 and run["wall_seconds"] > 0
     assert data["test_accuracy"][-1] == int(epochs[-1][1]) / 10000
     code, out, _ = run_cli(capsys, "evaluate", model, "--data-dir", MNIST)
     assert code == 0 and f"{epochs[-1][1]} / 10000" in out
@@ -74,10 +80,14 @@ def test_book_json_save_and_evaluate(tmp_path, capsys):
     (["train", "--activation", "swish"], ["unknown activation 'swish'", "sigmoid, tanh, relu"]),
     (["train", "--cost", "hinge"], ["unknown cost 'hinge'", "quadratic, cross-entropy, log-likelihood"]),
     (["train", "--init", "orthogonal"], ["unknown initializer", "default, large, glorot, he, zeros"]),
-    (["train", "--eta", "-1"], ["--eta", ">= 0"]),
+    (["train", "--eta", "-1"], ["--eta", "> 0", "-1"]),
     (["train", "--eta", "0"], ["--eta", "> 0"]),
     (["train", "--epochs", "0"], ["--epochs", "positive integer"]),
-    (["train", "--batch-size", "ten"], ["--batch-size", "positive integer"]),
+    (["train", "--batch-size", "ten"], ["--batch-size", "expected an integer", "'ten'"]),
+    (["train", "--seed", "-1"], ["--seed", ">= 0"]),
+    (["train", "--threads", "0"], ["--threads", "positive integer"]),
+    (["train", "--layers", "conv:20:5,pool:2,dense:100,softmax:10", "--sizes", "784", "10"], ["either"]),
+    (["train", "--config-from", "/nonexistent/h.json"], ["--config-from", "cannot read"]),
     (["train", "--momentum", "1.5"], ["momentum must be in [0, 1)"]),
     (["train", "--lmbda", "nan"], ["--lmbda"]),
     (["train", "--sizes", "100", "30", "10"], ["does not fit MNIST", "784"]),
@@ -175,3 +185,29 @@ def test_ctrl_c_saves_completed_epochs_and_exits_130(tmp_path):
     test = load_mnist(MNIST).test
     assert load(model).accuracy(test.x, test.y) == int(lines[n - 1][1])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+@needs_mnist
+def test_config_from_a_history_reruns_the_same_numbers(tmp_path, capsys):
+    h1, h2, h3 = tmp_path / "h1.json", tmp_path / "h2.json", tmp_path / "h3.json"
+    code, out1, err = run_cli(capsys, "train", "--data-dir", MNIST, "--epochs", "2", "--train-size", "3000",
+                              "--cost", "cross-entropy", "--init", "default", "--eta", "0.5", "--lmbda", "1",
+                              "--seed", "7", "--monitor", "test", "training:cost", "--history", h1, "--no-progress")
+    assert code == 0, err
+    assert "init default" in out1.splitlines()[0]
+    code, out2, err = run_cli(capsys, "train", "--data-dir", MNIST, "--config-from", h1, "--history", h2,
+                              "--no-progress")
+    assert code == 0, err
+    a, b = json.loads(h1.read_text()), json.loads(h2.read_text())
+    assert a["test_accuracy"] == b["test_accuracy"] and a["training_cost"] == b["training_cost"]
+    assert a["run"]["config"] == b["run"]["config"]
+    # options given on the command line override the stored configuration
+    code, _, err = run_cli(capsys, "train", "--data-dir", MNIST, "--config-from", h1, "--epochs", "1",
+                           "--history", h3, "--no-progress")
+    h = json.loads(h3.read_text())
+    assert code == 0 and h["run"]["config"]["epochs"] == 1 and h["run"]["config"]["seed"] == 7
+    assert h["test_accuracy"] == a["test_accuracy"][:1]
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"test_accuracy": [0.5]}')
+    code, _, err = run_cli(capsys, "train", "--config-from", foreign)
+    assert_one_line_error(code, err, "holds no run configuration")

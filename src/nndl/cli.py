@@ -25,83 +25,26 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-# -- argument types ------------------------------------------------------------
-def _positive_int(text: str) -> int:
+# -- argument types: they only read numbers; the rules live in nndl.config ---------
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:   # for the commands without a RunConfig
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
-
-
-def _momentum(text: str) -> float:
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"momentum must be in [0, 1), got {text}")
-    return value
-
-
-def _choice(registry: dict, what: str):
-    def parse(text: str) -> str:
-        key = text.lower()
-        if key not in registry:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {text!r}; valid {what}s: {', '.join(registry)}")
-        return key
-    return parse
-
-
-def _cost(text: str) -> str:
-    try:
-        return costs.get(text).name
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _init(text: str) -> str:
-    try:
-        return initializers.get(text).name
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def parse_monitor(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """``["test", "validation:accuracy,cost"]`` -> ``{"test": ("accuracy",), ...}``."""
-    from .callbacks import METRICS, SPLITS
-
-    out: dict[str, tuple[str, ...]] = {}
-    for item in items:
-        if item == "none":
-            continue
-        split, _, metrics = item.partition(":")
-        if split not in SPLITS:
-            raise ConfigError(f"--monitor: unknown split {split!r}; valid: {', '.join(SPLITS)} "
-                              "(optionally with :accuracy, :cost or :accuracy,cost)")
-        names = tuple(m for m in metrics.split(",") if m) or ("accuracy",)
-        for m in names:
-            if m not in METRICS:
-                raise ConfigError(f"--monitor {item}: unknown metric {m!r}; valid: {', '.join(METRICS)}")
-        out[split] = tuple(dict.fromkeys(out.get(split, ()) + names))
-    return out
 
 
 # -- parser --------------------------------------------------------------------
@@ -118,70 +61,78 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_help = "folder with the MNIST files (default: $NNDL_DATA, else the user cache folder)"
 
-    t = sub.add_parser("train", help="train a network on MNIST",
+    t = sub.add_parser("train", help="train a network on MNIST", argument_default=argparse.SUPPRESS,
                        description="Train a network on MNIST. With no options: the book's chapter 1 "
                                    "network ([784, 30, 10], sigmoid, quadratic cost, N(0,1) init, "
                                    "30 epochs, mini-batch 10, eta 3.0).")
-    t.add_argument("--data-dir", type=Path, help=data_help)
+    t.add_argument("--data-dir", type=Path, default=None, help=data_help)
+    t.add_argument("--config-from", type=Path, metavar="JSON", default=None,
+                   help="start from the run configuration in a history file written by --history (or a "
+                        "config JSON); options given on the command line override it")
     arch = t.add_argument_group("network")
-    arch.add_argument("--sizes", type=_positive_int, nargs="+", metavar="N",
+    arch.add_argument("--sizes", type=_int, nargs="+", metavar="N",
                       help="fully connected layer sizes, input first (default: 784 30 10)")
     arch.add_argument("--layers", metavar="SPEC",
                       help="any architecture as a spec, e.g. conv:20:5,pool:2,conv:40:5,pool:2,dense:100,softmax:10 "
                            "(see README; hidden layers use --activation)")
-    arch.add_argument("--dropout-scale", choices=("inverted", "book"), default="inverted",
-                      help="dropout layers: scale kept units by 1/(1-p) while training (inverted), or the "
-                           "outputs by (1-p) at inference as network3 does (book)")
-    arch.add_argument("--activation", type=_choice(activations.ACTIVATIONS, "activation"), default="sigmoid",
-                      help=f"hidden-layer activation: {', '.join(activations.ACTIVATIONS)} (default: sigmoid)")
-    arch.add_argument("--output-activation", type=_choice(activations.ACTIVATIONS, "activation"),
+    arch.add_argument("--dropout-scale", metavar="inverted|book",
+                      help="dropout layers: scale kept units by 1/(1-p) while training (inverted, the default), "
+                           "or the outputs by (1-p) at inference as network3 does (book)")
+    arch.add_argument("--activation", help=f"hidden-layer activation: {', '.join(activations.ACTIVATIONS)} "
+                                           "(default: sigmoid)")
+    arch.add_argument("--output-activation",
                       help="output activation (default: softmax for log-likelihood, else --activation)")
-    arch.add_argument("--cost", type=_cost,
-                      help=f"cost: {', '.join(costs.COSTS)} (default: quadratic for --sizes; for --layers "
-                           "log-likelihood after softmax, cross-entropy after sigmoid)")
-    arch.add_argument("--init", type=_init,
-                      help=f"weight initialiser: {', '.join(initializers.INITIALIZERS)} "
-                           "(default: large, the book's chapter 1 N(0, 1), for --sizes; each layer's book "
-                           "default for --layers)")
-    arch.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    arch.add_argument("--cost", help=f"cost: {', '.join(costs.COSTS)} (default: quadratic for --sizes; for "
+                                     "--layers log-likelihood after softmax, cross-entropy after sigmoid)")
+    arch.add_argument("--init", help=f"weight initialiser: {', '.join(initializers.INITIALIZERS)} "
+                                     "(default: large, the book's chapter 1 N(0, 1), for --sizes; each layer's "
+                                     "book default for --layers); the header line shows the one used")
+    arch.add_argument("--dtype", metavar="float32|float64",
                       help="floating-point precision (default: float32, see README)")
     opt = t.add_argument_group("training")
-    opt.add_argument("--epochs", type=_positive_int, default=30)
-    opt.add_argument("--batch-size", type=_positive_int, default=10, help="mini-batch size m (default: 10)")
-    opt.add_argument("--eta", type=_positive_float, default=3.0, help="learning rate (default: 3.0)")
-    opt.add_argument("--lmbda", type=_non_negative_float, default=0.0, help="L2 regularisation lambda")
-    opt.add_argument("--l1", type=_non_negative_float, default=0.0, help="L1 regularisation lambda")
-    opt.add_argument("--momentum", type=_momentum, default=0.0, help="momentum coefficient mu in [0, 1)")
-    opt.add_argument("--seed", type=int, default=0, help="seed for initialisation and shuffling (default: 0)")
-    opt.add_argument("--train-size", type=_positive_int, metavar="N",
+    opt.add_argument("--epochs", type=_int, help="(default: 30)")
+    opt.add_argument("--batch-size", type=_int, help="mini-batch size m (default: 10)")
+    opt.add_argument("--eta", type=_float, help="learning rate (default: 3.0)")
+    opt.add_argument("--lmbda", type=_float, help="L2 regularisation lambda")
+    opt.add_argument("--l1", type=_float, help="L1 regularisation lambda")
+    opt.add_argument("--momentum", type=_float, help="momentum coefficient mu in [0, 1)")
+    opt.add_argument("--seed", type=_int, help="seed for initialisation and shuffling (default: 0)")
+    opt.add_argument("--train-size", type=_int, metavar="N",
                      help="train on the first N training images (the book's overfitting runs use 1000)")
+    opt.add_argument("--validation-size", type=_int, metavar="N", help="evaluate on the first N validation images")
+    opt.add_argument("--test-size", type=_int, metavar="N", help="evaluate on the first N test images")
     opt.add_argument("--expand", action="store_true",
                      help="train on the book's expanded set: each training image and its four one-pixel "
                           "shifts, shuffled with --seed (250,000 images; 748 MiB as float32)")
     opt.add_argument("--augment", action="store_true",
                      help="augment on the fly: move each mini-batch image by up to --max-shift pixels and "
                           "rotate it by up to --max-degrees degrees, anew every epoch")
-    opt.add_argument("--max-shift", type=int, default=2, metavar="PIXELS",
+    opt.add_argument("--max-shift", type=_int, metavar="PIXELS",
                      help="--augment: largest shift in pixels (default: 2)")
-    opt.add_argument("--max-degrees", type=_non_negative_float, default=10.0, metavar="DEGREES",
+    opt.add_argument("--max-degrees", type=_float, metavar="DEGREES",
                      help="--augment: largest rotation in degrees (default: 10)")
     opt.add_argument("--no-fast", dest="fast", action="store_false",
                      help="use the NumPy path even where the compiled kernel applies")
-    opt.add_argument("--threads", type=_positive_int, default=1,
+    opt.add_argument("--threads", type=_int,
                      help="BLAS threads while training (default: 1, fastest for small mini-batches)")
     mon = t.add_argument_group("monitoring and stopping")
-    mon.add_argument("--monitor", nargs="+", default=["test"], metavar="SPLIT[:METRICS]",
+    mon.add_argument("--monitor", nargs="+", metavar="SPLIT[:METRICS]",
                      help="what to evaluate after each epoch: training, validation, test, each optionally "
                           "with :accuracy, :cost or :accuracy,cost (default: test = test accuracy); 'none' for nothing")
-    mon.add_argument("--early-stopping", type=_positive_int, metavar="N",
+    mon.add_argument("--early-stopping", type=_int, metavar="N",
                      help="stop after N epochs without improvement in accuracy")
-    mon.add_argument("--schedule", type=_positive_int, metavar="N",
+    mon.add_argument("--schedule", type=_int, metavar="N",
                      help="halve eta after N epochs without improvement; stop at eta/128 (book ch. 3)")
+    mon.add_argument("--record-gradients", type=_int, nargs="?", const=0, metavar="N",
+                     help="record the norm of dC/db of every layer (ch. 5's speed of learning) after each "
+                          "epoch, and also every N mini-batches if N is given; stored in --history")
     out = t.add_argument_group("output")
-    out.add_argument("--save", type=Path, metavar="PATH",
+    out.add_argument("--save", type=Path, metavar="PATH", default=None,
                      help="save the trained network (.npz: nndl format, .json: the book's network2 format)")
-    out.add_argument("--history", type=Path, metavar="PATH", help="write per-epoch metrics as JSON")
-    out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    out.add_argument("--history", type=Path, metavar="PATH", default=None,
+                     help="write per-epoch metrics and the run configuration as JSON")
+    out.add_argument("--no-progress", dest="progress", action="store_false", default=True,
+                     help="no progress bars")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy and cost of a saved model")
@@ -218,121 +169,73 @@ def _load_data(data_dir, progress: bool):
     return load_mnist(data_dir, progress=progress)
 
 
+#: ``nndl train`` options that are not fields of the run configuration
+_NOT_CONFIG = {"command", "func", "data_dir", "config_from", "save", "history", "progress"}
+
+
+def config_from_args(args):
+    """The :class:`~nndl.config.RunConfig` that ``nndl train``'s options describe."""
+    from .config import ConfigFieldError, RunConfig
+
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    base = {}
+    if args.config_from is not None:
+        base = _read_config(args.config_from)
+        if "layers" in given and "sizes" not in given:
+            base.pop("sizes", None)
+        if "sizes" in given and "layers" not in given:
+            base.pop("layers", None)
+    try:
+        return RunConfig.from_dict({**base, **given})
+    except ConfigFieldError as e:
+        flag = "--" + e.field.replace("_", "-")
+        raise ConfigError(f"{flag}: {e}") from None
+
+
+def _read_config(path: Path) -> dict:
+    """The run configuration stored in a history file (or a config JSON)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f"--config-from: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if isinstance(data, dict) and isinstance(data.get("run"), dict) and isinstance(data["run"].get("config"), dict):
+        return dict(data["run"]["config"])
+    if isinstance(data, dict) and "run" not in data and not any(isinstance(v, list) for v in data.values()
+                                                                 if not isinstance(v, str)):
+        return data
+    raise ConfigError(f"--config-from: {path} holds no run configuration (histories written by "
+                      "nndl train --history record theirs)")
+
+
 def cmd_train(args) -> int:
     from . import callbacks as cb
+    from .config import run
     from .io import save
-    from .optimizers import SGD
-    from .regularizers import L1, L2
-    from .training import Trainer
 
-    monitor = parse_monitor(args.monitor)
-    if (args.early_stopping or args.schedule) and not any("accuracy" in m for m in monitor.values()):
-        raise ConfigError("--early-stopping and --schedule watch an accuracy: add e.g. --monitor validation")
-    # one seed, two independent streams: initial weights and shuffling
-    init_seed, shuffle_seed = np.random.SeedSequence(args.seed).spawn(2)
-    net = _build_network(args, np.random.default_rng(init_seed))
-    regs = ([L2(args.lmbda)] if args.lmbda else []) + ([L1(args.l1)] if args.l1 else [])
-    optimizer = SGD(args.eta, momentum=args.momentum, regularizers=regs)
-
-    augment = None
-    if args.augment:
-        from .data.augment import random_shift_rotate
-        augment = random_shift_rotate(args.max_shift, args.max_degrees)
-
+    config = config_from_args(args)
+    config.build_network()   # shape errors now, before the data is read
     splits = _load_data(args.data_dir, args.progress)
-    training = splits.training
-    if args.train_size:
-        if args.train_size > len(training):
-            raise ConfigError(f"--train-size {args.train_size} exceeds the {len(training)} training images")
-        training = training[:args.train_size]
-    if args.expand:
-        from .data.augment import expanded_training_set
-        training = expanded_training_set(training, seed=args.seed, dtype=args.dtype)
-    data = {"training": training, "validation": splits.validation, "test": splits.test}
-
+    n_train = (config.train_size or len(splits.training)) * (5 if config.expand else 1)
+    print(f"Training {config.describe()}; {n_train} training images", flush=True)
     callbacks: list = []
-    for split, metrics in monitor.items():
-        callbacks.append(cb.Evaluation({split: data[split]}, metrics))
-    if args.early_stopping:
-        callbacks.append(cb.EarlyStopping(args.early_stopping))
-    if args.schedule:
-        callbacks.append(cb.EtaSchedule(args.schedule))
     if args.progress:
         callbacks.append(cb.ProgressBar(file=sys.stderr))
-    callbacks.append(cb.LambdaCallback(lambda epoch, logs: _report_epoch(epoch, logs, data)))
-
-    print(f"Training {_describe(net)} on {len(training)} images, "
-          f"{args.epochs} epochs, mini-batch {args.batch_size}, eta {args.eta}"
-          + (f", lambda {args.lmbda}" if args.lmbda else "") + (f", L1 {args.l1}" if args.l1 else "")
-          + (f", momentum {args.momentum}" if args.momentum else "") + f", seed {args.seed}", flush=True)
-    trainer = Trainer(net, optimizer, batch_size=args.batch_size, rng=np.random.default_rng(shuffle_seed),
-                      callbacks=callbacks, fast=args.fast, blas_threads=args.threads,
-                      augment=augment)
-    interrupted = False
-    try:
-        trainer.fit(training.x, training.y, args.epochs)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"\nInterrupted: keeping the {trainer.history.epochs} completed epoch(s).", file=sys.stderr)
-    if trainer.stop_reason:
-        print(f"Stopped early: {trainer.stop_reason}.")
-    _summarise(trainer.history)
+    callbacks.append(cb.EpochPrinter(file=sys.stdout))
+    result = run(config, data=splits, callbacks=callbacks)
+    if result.interrupted:
+        print(f"\nInterrupted: keeping the {result.history.epochs} completed epoch(s).", file=sys.stderr)
+    elif result.stop_reason:
+        print(f"Stopped early: {result.stop_reason}.")
+    _summarise(result.history)
     if args.history:
-        trainer.history.to_json(args.history)
+        result.history.to_json(args.history)
         print(f"History written to {args.history}")
     if args.save:
-        save(net, args.save)
+        save(result.network, args.save)
         print(f"Network saved to {args.save}")
-    return EXIT_INTERRUPTED if interrupted else 0
-
-
-def _build_network(args, rng):
-    from .architecture import default_cost, parse_layers
-    from .network import Network
-
-    if args.layers is not None and args.sizes:
-        raise ConfigError("give either --sizes or --layers, not both")
-    if args.layers is not None:
-        layers = parse_layers(args.layers, activation=args.activation, init=args.init,
-                              dropout_scale=args.dropout_scale)
-        if layers[-1].n_out != 10:
-            raise ConfigError(f"--layers ends in {layers[-1].n_out} outputs; MNIST needs 10 (one per digit)")
-        return Network(layers, args.cost or default_cost(layers), input_shape=(784,), rng=rng, dtype=args.dtype)
-    sizes = list(args.sizes or [784, 30, 10])
-    if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10:
-        raise ConfigError(f"--sizes {' '.join(map(str, sizes))} does not fit MNIST: the first size must be "
-                          "784 (28x28 pixels) and the last 10 (one neuron per digit)")
-    return Network.from_sizes(sizes, activation=args.activation, output_activation=args.output_activation,
-                              cost=args.cost or "quadratic", init=args.init or "large", rng=rng,
-                              dtype=args.dtype)
-
-
-def _describe(net) -> str:
-    from .layers import Dense
-
-    if not all(isinstance(layer, Dense) for layer in net.layers):
-        from .architecture import describe
-        return f"{describe(net.layers, net.input_shape)} network ({net.cost.name} cost)"
-    sizes = [net.input_shape[0]] + [layer.output_shape[0] for layer in net.layers]
-    acts = [layer.activation.name for layer in net.layers]
-    act = acts[0] if len(set(acts)) == 1 else "/".join(acts)
-    return f"{sizes} {act} network ({net.cost.name} cost)"
-
-
-def _report_epoch(epoch: int, logs: dict, data: dict) -> None:
-    """The book's per-epoch lines: ``Epoch 0: 9129 / 10000`` for test accuracy."""
-    if "test_correct" in logs:
-        print(f"Epoch {epoch}: {logs['test_correct']} / {len(data['test'])}", flush=True)
-    else:
-        print(f"Epoch {epoch} complete", flush=True)
-    for split in ("training", "validation"):
-        if f"{split}_cost" in logs:
-            print(f"  Cost on {split} data: {logs[f'{split}_cost']:.6f}")
-        if f"{split}_correct" in logs:
-            print(f"  Accuracy on {split} data: {logs[f'{split}_correct']} / {len(data[split])}")
-    if "test_cost" in logs:
-        print(f"  Cost on test data: {logs['test_cost']:.6f}")
-    sys.stdout.flush()
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def _summarise(history) -> None:

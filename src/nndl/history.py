@@ -53,7 +53,7 @@ class History(Callback):
 
     # -- as a callback ----------------------------------------------------------------
     def on_epoch_end(self, trainer, epoch, logs):
-        self.append({k: v for k, v in logs.items() if not k.endswith("_correct")})
+        self.append({k: v for k, v in logs.items() if not k.endswith(("_correct", "_total"))})
 
     def append(self, logs: dict[str, float]) -> None:
         for key, value in logs.items():

@@ -84,6 +84,8 @@ class EpochRunner:
         ``on_mark(b)`` is called before mini-batch b for every b in ``marks``
         (0 <= b < n_batches), with the network's parameters up to date."""
         order = np.asarray(order, dtype=np.int64)
+        if order.shape != (self.n_examples,):
+            raise ConfigError(f"run_epoch needs an order of the {self.n_examples} examples, got shape {order.shape}")
         nb = self.n_batches
         marks = {int(b) for b in marks if 0 <= b < nb}
         cuts = sorted(marks | {0, nb})
@@ -206,7 +208,11 @@ class Trainer:
                 marks.update(range(cb.every_batches, runner.n_batches, cb.every_batches))
         self.stop_training = False
         self._call("on_train_begin")
-        snapshot = self.network.get_params()
+        # An epoch is complete once the history has recorded it. An interrupt
+        # (Ctrl-C) puts the network back to the end of the last complete epoch,
+        # so that what is saved matches the history.
+        snapshot, recorded = self.network.get_params(), self.history.epochs
+        end_of_epoch = None
         try:
             for _ in range(int(epochs)):
                 epoch = self.epoch
@@ -218,13 +224,14 @@ class Trainer:
                 self._call("on_batches_done", runner.n_batches, runner.n_batches)
                 logs = {"epoch_seconds": time.perf_counter() - t0, "eta": self.optimizer.eta}
                 self.epoch += 1
+                end_of_epoch = self.network.get_params()   # this epoch's result, until it is recorded
                 self._call("on_epoch_end", epoch, logs)
-                # An epoch is complete once the callbacks (the history among
-                # them) have seen it; an interrupt before this line rolls back.
-                snapshot = self.network.get_params()
+                snapshot, recorded = self.network.get_params(), self.history.epochs
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            if self.history.epochs > recorded and end_of_epoch is not None:
+                snapshot = end_of_epoch   # interrupted after the history recorded this epoch
             self.network.set_params(snapshot)
             raise
         finally:

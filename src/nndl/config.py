@@ -1,0 +1,464 @@
+"""A training run as a value: :class:`RunConfig`, and :func:`run`, which executes one.
+
+A ``RunConfig`` holds everything that decides a run's numbers: the
+architecture, cost and initialisation, the optimizer's hyper-parameters, the
+epochs and mini-batch size, which data (training-set size, expansion,
+augmentation), what is monitored, early stopping / the eta schedule, the seed
+and the precision. It is frozen and checked once, when it is made: every
+library rule about these values lives in :meth:`RunConfig.__post_init__`, and
+the command line (``nndl train``), the experiments, the search and the web
+page all make runs through it::
+
+    from nndl.config import RunConfig, run
+    result = run(RunConfig(sizes=(784, 30, 10), epochs=3))
+    result.history["test_accuracy"]      # per-epoch fractions
+
+``RunConfig()`` with no arguments is ``nndl train`` with no options: the
+book's chapter 1 network. ``to_dict`` / ``from_dict`` round-trip through JSON
+(every history records the configuration that produced it), and ``key()``
+names a run by its configuration (experiments cache finished runs by it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import numbers
+import platform
+import time
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import activations, costs, initializers
+from .errors import ConfigError
+
+SPLITS = ("training", "validation", "test")
+METRICS = ("accuracy", "cost")
+DEFAULT_SIZES = (784, 30, 10)
+MNIST_INPUTS, MNIST_CLASSES = 784, 10
+
+
+class ConfigFieldError(ConfigError):
+    """A bad value for one field of a :class:`RunConfig` (``field`` names it)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def _fail(name: str, message: str):
+    raise ConfigFieldError(name, message)
+
+
+def _int_field(name: str, value, *, low: int = 1, optional: bool = False):
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            _fail(name, f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        _fail(name, f"{name} must be {what}, got {value}")
+    return int(value)
+
+
+def _float_field(name: str, value, *, low: float = 0.0, strict: bool = False, high: float | None = None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _fail(name, f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        _fail(name, f"{name} must be a number {'>' if strict else '>='} {low:g}, got {value}")
+    if high is not None and value >= high:
+        _fail(name, f"{name} must be in [{low:g}, {high:g}), got {value}")
+    return value
+
+
+def parse_monitor(items) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """What to evaluate after each epoch, in canonical form.
+
+    Accepts a mapping ``{"test": ["accuracy"], "validation": ["accuracy", "cost"]}``
+    or strings ``["test", "validation:accuracy,cost"]`` (``"none"`` for
+    nothing); returns ``(("validation", ("accuracy", "cost")), ("test", ("accuracy",)))``
+    in the order training, validation, test."""
+    wanted: dict[str, tuple[str, ...]] = {}
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    elif isinstance(items, str):
+        pairs = [items]
+    else:
+        pairs = list(items)
+    for item in pairs:
+        if isinstance(item, str):
+            if item == "none":
+                continue
+            split, _, names = item.partition(":")
+            metrics = tuple(m for m in names.split(",") if m) or ("accuracy",)
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            split, metrics = item
+            metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+        else:
+            _fail("monitor", f"monitor: cannot read {item!r}; use e.g. 'validation:accuracy,cost'")
+        if split not in SPLITS:
+            _fail("monitor", f"monitor: unknown split {split!r}; valid: {', '.join(SPLITS)} "
+                             "(optionally with :accuracy, :cost or :accuracy,cost)")
+        for m in metrics:
+            if m not in METRICS:
+                _fail("monitor", f"monitor {split}: unknown metric {m!r}; valid: {', '.join(METRICS)}")
+        wanted[split] = tuple(dict.fromkeys(wanted.get(split, ()) + tuple(metrics)))
+    return tuple((s, tuple(m for m in METRICS if m in wanted[s])) for s in SPLITS if s in wanted)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run on MNIST, validated when made.
+
+    Architecture:
+        sizes: fully connected layer sizes, input first (784 ... 10); the
+            default when ``layers`` is not given: ``(784, 30, 10)``.
+        layers: any architecture as a spec, e.g.
+            ``"conv:20:5,pool:2,dense:100,softmax:10"`` (see :mod:`nndl.architecture`).
+        activation: hidden-layer activation; output_activation: the output
+            layer's (default: softmax for log-likelihood, else ``activation``).
+        cost: ``quadratic``, ``cross-entropy`` or ``log-likelihood`` (default:
+            quadratic for ``sizes``; for ``layers`` log-likelihood after a
+            softmax output, cross-entropy after sigmoid).
+        init: weight initialiser (default: ``large``, the book's chapter 1
+            N(0, 1), for ``sizes``; each layer's book default for ``layers``).
+        dropout_scale: ``inverted`` or ``book`` (network3's) dropout scaling.
+        dtype: ``float32`` or ``float64``.
+    Optimizer (SGD):
+        eta, momentum, lmbda (L2), l1.
+    Training:
+        epochs, batch_size, seed (one seed: initial weights, shuffling,
+        expansion and augmentation draw independent streams from it).
+    Data:
+        train_size: train on the first N training images; validation_size,
+        test_size: evaluate on the first N; expand: the book's 250,000-image
+        expanded set; augment (+ max_shift, max_degrees): random shifts and
+        rotations on the fly.
+    Monitoring and stopping:
+        monitor: what to evaluate each epoch (see :func:`parse_monitor`);
+        early_stopping: stop after N epochs without improvement in accuracy;
+        schedule: halve eta after N flat epochs, stop at eta/128 (ch. 3);
+        record_gradients: record each layer's gradient norm (ch. 5) after
+        every epoch (0) or also every N mini-batches (N).
+    Engine:
+        fast: allow the compiled kernel; threads: BLAS threads while training.
+    """
+
+    sizes: tuple[int, ...] | None = None
+    layers: str | None = None
+    activation: str = "sigmoid"
+    output_activation: str | None = None
+    cost: str | None = None
+    init: str | None = None
+    dropout_scale: str = "inverted"
+    dtype: str = "float32"
+    eta: float = 3.0
+    momentum: float = 0.0
+    lmbda: float = 0.0
+    l1: float = 0.0
+    epochs: int = 30
+    batch_size: int = 10
+    seed: int = 0
+    train_size: int | None = None
+    validation_size: int | None = None
+    test_size: int | None = None
+    expand: bool = False
+    augment: bool = False
+    max_shift: int = 2
+    max_degrees: float = 10.0
+    monitor: Any = (("test", ("accuracy",)),)
+    early_stopping: int | None = None
+    schedule: int | None = None
+    record_gradients: int | None = None
+    fast: bool = True
+    threads: int = 1
+
+    # -- validation: every rule about a run's values, once ------------------------------
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
+        if self.sizes is not None and self.layers is not None:
+            _fail("layers", "give either sizes or layers, not both")
+        if self.layers is None:
+            sizes = DEFAULT_SIZES if self.sizes is None else self.sizes
+            if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+                _fail("sizes", f"sizes must be a list of layer sizes like [784, 30, 10], got {sizes!r}")
+            sizes = tuple(_int_field("sizes", s) for s in sizes)
+            if len(sizes) < 2 or sizes[0] != MNIST_INPUTS or sizes[-1] != MNIST_CLASSES:
+                _fail("sizes", f"sizes {' '.join(map(str, sizes))} does not fit MNIST: the first size must be "
+                               "784 (28x28 pixels) and the last 10 (one neuron per digit)")
+            set_("sizes", sizes)
+        else:
+            spec = ",".join(t.strip() for t in self.layers.split(",") if t.strip()) \
+                if isinstance(self.layers, str) else ""
+            if not spec:
+                _fail("layers", f"empty layer spec {self.layers!r}; e.g. conv:20:5,pool:2,dense:100,softmax:10")
+            set_("layers", spec)
+        for name in ("activation", "output_activation"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or value.lower() not in activations.ACTIVATIONS:
+                _fail(name, f"unknown activation {value!r}; valid activations: {', '.join(activations.ACTIVATIONS)}")
+            set_(name, value.lower())
+        if self.cost is not None:
+            try:
+                set_("cost", costs.get(self.cost).name)
+            except ConfigError as e:
+                _fail("cost", str(e))
+        if self.init is not None:
+            try:
+                set_("init", initializers.get(self.init).name)
+            except ConfigError as e:
+                _fail("init", str(e))
+        if self.dropout_scale not in ("inverted", "book"):
+            _fail("dropout_scale", f"dropout_scale must be 'inverted' or 'book', got {self.dropout_scale!r}")
+        if self.dtype not in ("float32", "float64"):
+            _fail("dtype", f"dtype must be float32 or float64, got {self.dtype!r}")
+        set_("eta", _float_field("eta", self.eta, strict=True))
+        set_("momentum", _float_field("momentum", self.momentum, high=1.0))
+        set_("lmbda", _float_field("lmbda", self.lmbda))
+        set_("l1", _float_field("l1", self.l1))
+        set_("max_degrees", _float_field("max_degrees", self.max_degrees))
+        if self.max_degrees > 180:
+            _fail("max_degrees", f"max_degrees must be in [0, 180], got {self.max_degrees}")
+        for name in ("epochs", "batch_size", "threads"):
+            set_(name, _int_field(name, getattr(self, name)))
+        set_("seed", _int_field("seed", self.seed, low=0))
+        set_("max_shift", _int_field("max_shift", self.max_shift, low=0))
+        for name in ("train_size", "validation_size", "test_size", "early_stopping", "schedule"):
+            set_(name, _int_field(name, getattr(self, name), optional=True))
+        set_("record_gradients", _int_field("record_gradients", self.record_gradients, low=0, optional=True))
+        for name in ("expand", "augment", "fast"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                _fail(name, f"{name} must be true or false, got {getattr(self, name)!r}")
+            set_(name, bool(getattr(self, name)))
+        set_("monitor", parse_monitor(self.monitor))
+        if (self.early_stopping or self.schedule) and not any("accuracy" in m for _, m in self.monitor):
+            _fail("early_stopping" if self.early_stopping else "schedule",
+                  "early stopping and the eta schedule watch an accuracy: monitor one, e.g. monitor=['validation']")
+        # the pairing rules of the network itself (cost vs output activation, spec
+        # grammar) are checked by building its layers, which allocates nothing
+        self.build_layers()
+
+    # -- what the run is -----------------------------------------------------------------
+    @property
+    def resolved_cost(self) -> str:
+        if self.cost is not None:
+            return self.cost
+        if self.layers is None:
+            return "quadratic"
+        from .architecture import default_cost
+        return default_cost(self.build_layers())
+
+    @property
+    def resolved_init(self) -> str | None:
+        """The initialiser used (``None``: each layer's own book default)."""
+        if self.init is not None:
+            return self.init
+        return "large" if self.layers is None else None
+
+    def build_layers(self):
+        """The network's layers, not yet built (no parameters allocated)."""
+        from .architecture import parse_layers
+        from .layers import Dense
+
+        if self.layers is not None:
+            layers = parse_layers(self.layers, activation=self.activation, init=self.init,
+                                  dropout_scale=self.dropout_scale)
+            if layers[-1].n_out != MNIST_CLASSES:
+                _fail("layers", f"layers ends in {layers[-1].n_out} outputs; MNIST needs 10 (one per digit)")
+        else:
+            cost = costs.get(self.cost or "quadratic")
+            out_act = self.output_activation or ("softmax" if cost.name == "log-likelihood" else self.activation)
+            init = self.resolved_init
+            layers = [Dense(n, self.activation, init) for n in self.sizes[1:-1]]
+            layers.append(Dense(self.sizes[-1], out_act, init))
+        cost = costs.get(self.cost) if self.cost is not None else None
+        if cost is not None:
+            try:
+                cost.check(layers[-1].activation)
+            except ConfigError as e:
+                _fail("cost", str(e))
+        return layers
+
+    def build_network(self, rng=None):
+        """The network with its initial parameters drawn from ``rng`` (default:
+        the configuration's own initialisation stream)."""
+        from .network import Network
+
+        layers = self.build_layers()
+        return Network(layers, self.resolved_cost, input_shape=(MNIST_INPUTS,),
+                       rng=self.streams()["init"] if rng is None else rng, dtype=self.dtype)
+
+    def streams(self) -> dict[str, np.random.Generator]:
+        """Independent random streams drawn from ``seed``: ``init`` (initial
+        weights) and ``shuffle`` (mini-batch order and augmentation)."""
+        init_seed, shuffle_seed = np.random.SeedSequence(self.seed).spawn(2)
+        return {"init": np.random.default_rng(init_seed), "shuffle": np.random.default_rng(shuffle_seed)}
+
+    def describe(self) -> str:
+        """The header line: ``[784, 30, 10] sigmoid network (quadratic cost, init large) ...``."""
+        init = self.resolved_init or "each layer's default"
+        if self.layers is None:
+            cost = costs.get(self.resolved_cost)
+            out = self.output_activation or ("softmax" if cost.name == "log-likelihood" else self.activation)
+            act = self.activation if out == self.activation else f"{self.activation}/{out}"
+            net = f"{list(self.sizes)} {act} network"
+        else:
+            net = f"{self.layers} network ({self.activation} hidden layers)"
+        parts = [f"{net} ({self.resolved_cost} cost, init {init})",
+                 f"{self.epochs} epochs, mini-batch {self.batch_size}, eta {self.eta}"]
+        for name, label in (("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
+            if getattr(self, name):
+                parts.append(f"{label} {getattr(self, name)}")
+        parts.append(f"seed {self.seed}")
+        return ", ".join(parts)
+
+    # -- as data -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-ready: lists for tuples, ``monitor`` as ``{split: [metrics]}``."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "monitor":
+                value = {split: list(metrics) for split, metrics in value}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "RunConfig":
+        """The inverse of :meth:`to_dict`; unknown keys are refused by name."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a run configuration must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown run configuration field(s) {', '.join(map(repr, unknown))}; "
+                              f"valid fields: {', '.join(sorted(known))}")
+        return cls(**dict(data))
+
+    def replace(self, **changes) -> "RunConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """A short name for this configuration: equal configurations, equal keys."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- running one -------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the trained network and its history.
+
+    ``stop_reason`` says why training ended before ``config.epochs`` (early
+    stopping, the schedule, an interrupt), else ``None``."""
+
+    config: RunConfig
+    network: Any
+    history: Any
+    stop_reason: str | None = None
+    interrupted: bool = False
+    wall_seconds: float = 0.0
+    data_sizes: dict = field(default_factory=dict)
+
+
+def select_data(config: RunConfig, splits) -> dict:
+    """The training, validation and test :class:`~nndl.data.Dataset` that
+    ``config`` asks for, from the book's split ``splits``."""
+    out = {"training": splits.training, "validation": splits.validation, "test": splits.test}
+    for split, size in (("training", config.train_size), ("validation", config.validation_size),
+                        ("test", config.test_size)):
+        if size is not None:
+            if size > len(out[split]):
+                _fail(f"{'train' if split == 'training' else split}_size",
+                      f"{'train' if split == 'training' else split}_size {size} exceeds the "
+                      f"{len(out[split])} {split} images")
+            out[split] = out[split][:size]
+    if config.expand:
+        from .data.augment import expanded_training_set
+        out["training"] = expanded_training_set(out["training"], seed=config.seed, dtype=config.dtype)
+    return out
+
+
+def run_info(config: RunConfig) -> dict:
+    """What a history records about its run besides the metrics."""
+    from . import __version__
+
+    return {"config": config.to_dict(), "key": config.key(), "nndl": __version__, "numpy": np.__version__,
+            "python": platform.python_version(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = (),
+        progress: bool = False) -> RunResult:
+    """Train the network ``config`` describes and return it with its history.
+
+    Args:
+        config: the run.
+        data: the book's MNIST split (:func:`nndl.data.load_mnist`'s result) to
+            use instead of loading it (several runs can share one load).
+        data_dir: where MNIST is (see :func:`nndl.data.load_mnist`).
+        callbacks: more callbacks, run after the run's own (evaluation,
+            stopping, gradient records, history): e.g.
+            :class:`~nndl.callbacks.EpochPrinter`, :class:`~nndl.callbacks.ProgressBar`.
+        progress: show download/expansion progress while loading data.
+
+    An interrupt (Ctrl-C) ends training after the last completed epoch: the
+    result holds that network and history, with ``interrupted=True``.
+    """
+    from . import callbacks as cb
+    from .history import History
+    from .optimizers import SGD
+    from .regularizers import L1, L2
+    from .training import Trainer
+
+    if not isinstance(config, RunConfig):
+        raise ConfigError(f"run() takes a RunConfig, got {type(config).__name__}")
+    t0 = time.perf_counter()
+    streams = config.streams()
+    net = config.build_network(streams["init"])
+    regs = ([L2(config.lmbda)] if config.lmbda else []) + ([L1(config.l1)] if config.l1 else [])
+    optimizer = SGD(config.eta, momentum=config.momentum, regularizers=regs)
+    if data is None:
+        from .data import load_mnist
+        data = load_mnist(data_dir, progress=progress)
+    sets = select_data(config, data)
+    augment = None
+    if config.augment:
+        from .data.augment import random_shift_rotate
+        augment = random_shift_rotate(config.max_shift, config.max_degrees)
+
+    own: list = [cb.Evaluation({split: sets[split]}, metrics) for split, metrics in config.monitor]
+    if config.early_stopping:
+        own.append(cb.EarlyStopping(config.early_stopping))
+    if config.schedule:
+        own.append(cb.EtaSchedule(config.schedule))
+    if config.record_gradients is not None:
+        own.append(cb.GradientRecorder(every_batches=config.record_gradients or None))
+    history = History(run=run_info(config))
+    trainer = Trainer(net, optimizer, batch_size=config.batch_size, rng=streams["shuffle"],
+                      callbacks=own + [history] + list(callbacks), fast=config.fast,
+                      blas_threads=config.threads, augment=augment)
+    interrupted = False
+    try:
+        trainer.fit(sets["training"].x, sets["training"].y, config.epochs)
+    except KeyboardInterrupt:
+        interrupted = True
+    stop = "interrupted" if interrupted else trainer.stop_reason
+    wall = time.perf_counter() - t0
+    history.run.update(wall_seconds=round(wall, 3), epochs_done=history.epochs, stop_reason=stop)
+    return RunResult(config, net, history, stop, interrupted, wall,
+                     {k: len(v) for k, v in sets.items()})
