@@ -256,7 +256,7 @@ def test_history_writes_non_finite_values_as_null(tmp_path):
 @pytest.mark.parametrize("text, fragment", [
     ("[1, 2]", "not an nndl history"),
     ('{"a": 1}', "not an nndl history"),
-    ('{"test_accuracy": ["x"]}', "must be a list of numbers"),
+    ('{"epoch_seconds": [1], "test_accuracy": ["x"]}', "must be a list of numbers"),
     ("{not json", "cannot read history"),
     ("[" * 100000, "cannot read history"),
 ])

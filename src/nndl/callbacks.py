@@ -49,13 +49,15 @@ class Evaluation(Callback):
             ``validation``, ``test``; each dataset has ``x`` and ``y``.
         metrics: ``"accuracy"``, ``"cost"`` or both. The cost includes the
             weight penalty, as the book's ``total_cost`` does.
+        every: evaluate after every ``every`` epochs and after the last
+            (the history holds ``None`` for the epochs in between).
 
     Logs ``<split>_accuracy`` (a fraction) and ``<split>_cost``, plus
     ``<split>_correct`` and ``<split>_total`` (counts) for the book-style
     report (the history leaves those two out).
     """
 
-    def __init__(self, data: dict, metrics: Iterable[str] = ("accuracy",)) -> None:
+    def __init__(self, data: dict, metrics: Iterable[str] = ("accuracy",), every: int = 1) -> None:
         for name in data:
             if name not in SPLITS:
                 raise ConfigError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")
@@ -65,8 +67,11 @@ class Evaluation(Callback):
                 raise ConfigError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
         self.data = dict(data)
         self.metrics = metrics
+        self.every = positive_int(every, "evaluation interval")
 
     def on_epoch_end(self, trainer, epoch, logs):
+        if (epoch + 1) % self.every and epoch != trainer.last_epoch:
+            return   # evaluated every `every` epochs, and after the last
         net = trainer.network
         for name, ds in self.data.items():
             if "accuracy" in self.metrics:

@@ -4,6 +4,8 @@
     nndl evaluate MODEL         accuracy and cost of a saved model on a split
     nndl data [--fetch]         where the MNIST files are and whether they verify
     nndl baseline darkness|svm  the book's baselines
+    nndl experiment list|run|report   the book's experiments, figures and numbers
+    nndl plot HISTORY.json ... -o FIG.png   curves of training histories
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 """
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--monitor", nargs="+", metavar="SPLIT[:METRICS]",
                      help="what to evaluate after each epoch: training, validation, test, each optionally "
                           "with :accuracy, :cost or :accuracy,cost (default: test = test accuracy); 'none' for nothing")
+    mon.add_argument("--monitor-every", type=_int, metavar="N",
+                     help="evaluate only every N epochs and after the last (default: 1)")
     mon.add_argument("--early-stopping", type=_int, metavar="N",
                      help="stop after N epochs without improvement in accuracy")
     mon.add_argument("--schedule", type=_int, metavar="N",
@@ -134,6 +138,38 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-progress", dest="progress", action="store_false", default=True,
                      help="no progress bars")
     t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("experiment", help="the book's experiments: list, run, report",
+                       description="Regenerate the book's experiments: their figures and numbers beside the book's.")
+    xsub = x.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    xl = xsub.add_parser("list", help="every experiment, with its chapter and what it shows")
+    xl.set_defaults(func=cmd_experiment_list)
+    xr = xsub.add_parser("run", help="run an experiment (finished runs are cached in --out)")
+    xr.add_argument("name", help="an experiment name (see nndl experiment list)")
+    xr.add_argument("--quick", action="store_true", help="small data and few epochs: seconds, as CI runs it")
+    xr.add_argument("--seeds", type=_positive_int, metavar="K", help="seeds per configuration (default: the experiment's)")
+    xr.add_argument("--out", type=Path, default=Path("runs/experiments"), metavar="DIR",
+                    help="where runs, results.json and figures go (default: runs/experiments)")
+    xr.add_argument("--only", nargs="+", metavar="LABEL", help="run only the runs whose label starts so "
+                                                                "(e.g. --only fc conv1 for ch6-ladder)")
+    xr.add_argument("--data-dir", type=Path, help=data_help)
+    xr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    xr.set_defaults(func=cmd_experiment_run)
+    xp = xsub.add_parser("report", help="write DIR/report.md from the experiments run under DIR")
+    xp.add_argument("--out", type=Path, default=Path("runs/experiments"), metavar="DIR")
+    xp.set_defaults(func=cmd_experiment_report)
+    x.set_defaults(func=lambda args: _usage(x))
+
+    p = sub.add_parser("plot", help="plot histories written by nndl train --history",
+                       description="Plot per-epoch metrics of one or more histories (overlaid) as a PNG.")
+    p.add_argument("histories", type=Path, nargs="+", metavar="HISTORY.json")
+    p.add_argument("--metrics", nargs="+", metavar="METRIC",
+                   help="e.g. test_accuracy training_cost (default: every accuracy and cost the first history has)")
+    p.add_argument("--gradients", action="store_true",
+                   help="plot the per-layer speed of learning recorded by --record-gradients instead")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
+    p.add_argument("--title")
+    p.set_defaults(func=cmd_plot)
 
     e = sub.add_parser("evaluate", help="accuracy and cost of a saved model")
     e.add_argument("model", type=Path, help="a model saved by nndl (.npz) or in the book's JSON format")
@@ -250,6 +286,87 @@ def _summarise(history) -> None:
     if history.epochs:
         total = sum(history["epoch_seconds"])
         print(f"Training time: {total:.1f} s ({total / history.epochs:.2f} s per epoch)")
+
+
+def _usage(parser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def cmd_experiment_list(args) -> int:
+    from .experiments import EXPERIMENTS
+
+    width = max(map(len, EXPERIMENTS))
+    for name, exp in EXPERIMENTS.items():
+        print(f"{name:<{width}}  ch. {exp.chapter}  {exp.description}")
+    return 0
+
+
+def cmd_experiment_run(args) -> int:
+    from tqdm import tqdm
+
+    from . import experiments
+
+    exp = experiments.get(args.name)
+    experiments.check_out_dir(args.out)   # before any training
+    jobs = exp.jobs(args.quick, args.seeds)
+    bar = tqdm(total=len(jobs), desc=exp.name, unit="run", file=sys.stderr,
+               disable=None if args.progress else True, leave=False)
+
+    def report(label, result, cached):
+        bar.update(1)
+        how = "cached" if cached else f"{result.get('wall_seconds', 0):.1f} s"
+        bar.write(f"{exp.name}: {label} ({how})", file=sys.stdout)
+
+    print(f"Experiment {exp.name} (chapter {exp.chapter}): {exp.description}; {len(jobs)} runs"
+          + (" (quick)" if args.quick else ""), flush=True)
+    res = experiments.run_experiment(exp, args.out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
+                                     only=args.only, on_result=report)
+    bar.close()
+    for row in res.rows:
+        ours = ", ".join(f"{v:.2f}" for v in row.ours)
+        unit = "%" if row.unit == "%" else ""
+        print(f"  {row.quantity}: book {row.book:g}{unit}, nndl {ours}{unit}"
+              f" -> {'within' if row.within else 'OUTSIDE'} the band")
+    for c in res.checks:
+        print(f"  [{'ok' if c.passed else 'FAILED'}] {c.claim}: {c.detail}")
+    print(f"{len(res.trained)} run(s) trained, {len(res.cached)} cached, in {res.seconds:.1f} s; "
+          f"results in {res.folder}")
+    return 0 if all(c.passed for c in res.checks) else EXIT_ERROR
+
+
+def cmd_experiment_report(args) -> int:
+    from .experiments import write_report
+
+    path = write_report(args.out)
+    print(f"Report written to {path}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .history import History
+    from .plots import plot_gradient_speed, plot_metrics, save_figure
+
+    histories = {}
+    for path in args.histories:
+        label = path.stem
+        while label in histories:
+            label += "'"
+        histories[label] = History.from_json(path)
+    if args.output.suffix.lower() != ".png":
+        raise ConfigError(f"-o {args.output}: the figure is written as PNG; give a .png name")
+    if args.gradients:
+        fig = plot_gradient_speed(next(iter(histories.values())), title=args.title)
+    else:
+        first = next(iter(histories.values()))
+        metrics = args.metrics or [k for k in ("training_cost", "validation_cost", "test_cost", "training_accuracy",
+                                               "validation_accuracy", "test_accuracy") if k in first]
+        if not metrics:
+            raise ConfigError(f"{args.histories[0]} has no per-epoch accuracy or cost to plot")
+        fig = plot_metrics(histories if len(histories) > 1 else first, metrics, title=args.title)
+    save_figure(fig, args.output)
+    print(f"Figure written to {args.output}")
+    return 0
 
 
 def cmd_evaluate(args) -> int:

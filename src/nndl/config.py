@@ -145,6 +145,7 @@ class RunConfig:
         rotations on the fly.
     Monitoring and stopping:
         monitor: what to evaluate each epoch (see :func:`parse_monitor`);
+        monitor_every: evaluate only every N epochs (and after the last);
         early_stopping: stop after N epochs without improvement in accuracy;
         schedule: halve eta after N flat epochs, stop at eta/128 (ch. 3);
         record_gradients: record each layer's gradient norm (ch. 5) after
@@ -176,6 +177,7 @@ class RunConfig:
     max_shift: int = 2
     max_degrees: float = 10.0
     monitor: Any = (("test", ("accuracy",)),)
+    monitor_every: int = 1
     early_stopping: int | None = None
     schedule: int | None = None
     record_gradients: int | None = None
@@ -230,7 +232,7 @@ class RunConfig:
         set_("max_degrees", _float_field("max_degrees", self.max_degrees))
         if self.max_degrees > 180:
             _fail("max_degrees", f"max_degrees must be in [0, 180], got {self.max_degrees}")
-        for name in ("epochs", "batch_size", "threads"):
+        for name in ("epochs", "batch_size", "threads", "monitor_every"):
             set_(name, _int_field(name, getattr(self, name)))
         set_("seed", _int_field("seed", self.seed, low=0))
         set_("max_shift", _int_field("max_shift", self.max_shift, low=0))
@@ -245,6 +247,9 @@ class RunConfig:
         if (self.early_stopping or self.schedule) and not any("accuracy" in m for _, m in self.monitor):
             _fail("early_stopping" if self.early_stopping else "schedule",
                   "early stopping and the eta schedule watch an accuracy: monitor one, e.g. monitor=['validation']")
+        if (self.early_stopping or self.schedule) and self.monitor_every != 1:
+            _fail("monitor_every", "early stopping and the eta schedule need an evaluation after every epoch "
+                                   "(monitor_every 1)")
         # the pairing rules of the network itself (cost vs output activation, spec
         # grammar) are checked by building its layers, which allocates nothing
         self.build_layers()
@@ -441,7 +446,8 @@ def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = ()
         from .data.augment import random_shift_rotate
         augment = random_shift_rotate(config.max_shift, config.max_degrees)
 
-    own: list = [cb.Evaluation({split: sets[split]}, metrics) for split, metrics in config.monitor]
+    own: list = [cb.Evaluation({split: sets[split]}, metrics, every=config.monitor_every)
+                 for split, metrics in config.monitor]
     if config.early_stopping:
         own.append(cb.EarlyStopping(config.early_stopping))
     if config.schedule:

@@ -21,6 +21,9 @@ from .fileio import atomic_write_text
 METRIC_KEYS = ("test_accuracy", "test_cost", "validation_accuracy", "validation_cost",
                "training_accuracy", "training_cost")
 
+#: keys whose lists are not one value per epoch
+NOT_PER_EPOCH = ("gradients",)
+
 #: the largest history file read (a history of 10,000 epochs is ~2 MB)
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -56,8 +59,15 @@ class History(Callback):
         self.append({k: v for k, v in logs.items() if not k.endswith(("_correct", "_total"))})
 
     def append(self, logs: dict[str, float]) -> None:
+        """Add one epoch; a metric not evaluated this epoch gets ``None``."""
+        n = self.epochs
         for key, value in logs.items():
-            self.data.setdefault(key, []).append(value)
+            values = self.data.setdefault(key, [])
+            values.extend([None] * (n - len(values)))
+            values.append(value)
+        for key, values in self.data.items():
+            if key not in logs and key not in NOT_PER_EPOCH and len(values) == n:
+                values.append(None)
 
     # -- reading ----------------------------------------------------------------------
     def __getitem__(self, key: str) -> list:
@@ -104,8 +114,10 @@ class History(Callback):
             raise HistoryError(f"{where} is not an nndl history (a JSON object of per-epoch lists)")
         run = data.get("run", {})
         lists = {k: v for k, v in data.items() if k != "run"}
-        if not isinstance(run, dict) or not lists or not all(isinstance(v, list) for v in lists.values()):
-            raise HistoryError(f"{where} is not an nndl history (a JSON object of per-epoch lists)")
+        if (not isinstance(run, dict) or "epoch_seconds" not in lists
+                or not all(isinstance(v, list) for v in lists.values())):
+            raise HistoryError(f"{where} is not an nndl history (a JSON object of per-epoch lists "
+                               "with epoch_seconds, as nndl train --history writes)")
         for key, values in lists.items():
             if key in METRIC_KEYS + ("epoch_seconds", "eta") and not all(
                     v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):

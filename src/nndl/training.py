@@ -174,6 +174,7 @@ class Trainer:
         self.epoch = 0
         self.n_train = 0
         self.n_batches = 0
+        self.last_epoch = 0
         self.runner: EpochRunner | None = None
 
     def _call(self, hook: str, *args) -> None:
@@ -207,6 +208,7 @@ class Trainer:
             if cb.every_batches:
                 marks.update(range(cb.every_batches, runner.n_batches, cb.every_batches))
         self.stop_training = False
+        self.last_epoch = self.epoch + epochs - 1   # the last one planned
         self._call("on_train_begin")
         # An epoch is complete once the history has recorded it. An interrupt
         # (Ctrl-C) puts the network back to the end of the last complete epoch,
