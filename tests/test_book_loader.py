@@ -18,19 +18,10 @@ from nndl.book import expand_mnist, mnist_loader, network3
 from nndl.data import Dataset, MnistSplits
 from nndl.errors import ConfigError, DataError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def raw():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 def book_expand(x, y):

@@ -25,20 +25,10 @@ import pytest
 from nndl.book import mnist_loader, network
 from nndl.errors import ConfigError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    """The book's loaders take no folder: point them at the test data."""
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def book_data():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 # -- the oracle: the book's network.py, one example at a time (tests/reference.py) ------

@@ -28,19 +28,10 @@ import nndl
 from nndl.book import mnist_loader, network2
 from nndl.errors import ConfigError, ModelFileError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def book_data():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 # -- network2.py's algorithm, one example at a time (the oracle) ---------------------
