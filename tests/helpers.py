@@ -30,10 +30,11 @@ def dense_net(sizes, hidden="sigmoid", output="sigmoid", cost="quadratic", *, in
     return Network(layers, cost, input_shape=(sizes[0],), rng=rng, dtype=dtype)
 
 
-def sparse_inputs(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    """MNIST-like inputs: values in [0, 1), about half of them exactly zero."""
+def sparse_inputs(rng: np.random.Generator, n: int, d: int, zeros: float = 0.5) -> np.ndarray:
+    """MNIST-like inputs ``(n, d)``: values in [0, 1), a fraction ``zeros`` of
+    them exactly zero (MNIST: about 0.81)."""
     x = rng.random((n, d))
-    x[rng.random((n, d)) < 0.5] = 0.0
+    x[rng.random((n, d)) < zeros] = 0.0
     return x
 
 
