@@ -38,10 +38,12 @@ KERNEL_TOL = {"float64": 1e-10, "float32": 1e-4}
 
 
 def velocities(opt: SGD, n_layers: int):
-    """The optimizer's momentum velocities per layer (None without momentum)."""
+    """The optimizer's momentum velocities per layer, from its checkpoint
+    state (None without momentum)."""
     if not opt.momentum:
         return None
-    return [{k: opt.velocity[(i, k)].copy() for k in ("w", "b")} for i in range(n_layers)]
+    state = opt.state_dict()["velocity"]
+    return [{k: state[f"{i}.{k}"] for k in ("w", "b")} for i in range(n_layers)]
 
 
 def l1_allowance(case: dict, n: int) -> float:
