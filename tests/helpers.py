@@ -48,6 +48,18 @@ def assert_params_close(a, b, *, rtol=0.0, atol=0.0, scaled=False):
             np.testing.assert_allclose(pa[k], pb[k], rtol=rtol, atol=tol, err_msg=f"layer {i} {k}")
 
 
+def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
+    """A book-API network's ``weights`` and ``biases`` (the book's shapes)
+    equal the oracle's, layer by layer."""
+    assert len(net.weights) == len(ref.weights) and len(net.biases) == len(ref.biases)
+    for w, rw in zip(net.weights, ref.weights):
+        assert w.shape == rw.shape
+        np.testing.assert_allclose(w, rw, rtol=rtol, atol=atol)
+    for b, rb in zip(net.biases, ref.biases):
+        assert b.shape == rb.shape
+        np.testing.assert_allclose(b, rb, rtol=rtol, atol=atol)
+
+
 def params_of_reference(ref: ReferenceNetwork):
     return [{"w": w, "b": b.reshape(-1)} for w, b in zip(ref.weights, ref.biases)]
 

@@ -25,7 +25,7 @@ import pytest
 from nndl.book import mnist_loader, network
 from nndl.errors import ConfigError
 
-from helpers import needs_mnist
+from helpers import assert_same_params, needs_mnist
 
 
 pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
@@ -40,16 +40,6 @@ from reference import sigmoid as ref_sigmoid, sigmoid_prime as ref_sigmoid_prime
 def BookNetwork(sizes):
     """The book's ``Network(sizes)``: draws from the global ``np.random`` as network.py does."""
     return _BookOracle.from_sizes(sizes)
-
-
-def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
-    assert len(net.weights) == len(ref.weights)
-    for w, rw in zip(net.weights, ref.weights):
-        assert w.shape == rw.shape
-        np.testing.assert_allclose(w, rw, rtol=rtol, atol=atol)
-    for b, rb in zip(net.biases, ref.biases):
-        assert b.shape == rb.shape
-        np.testing.assert_allclose(b, rb, rtol=rtol, atol=atol)
 
 
 def tiny_data(n=37, n_in=6, n_out=3, seed=0, one_hot=True):

@@ -28,7 +28,7 @@ import nndl
 from nndl.book import mnist_loader, network2
 from nndl.errors import ConfigError, ModelFileError
 
-from helpers import needs_mnist
+from helpers import assert_same_params, needs_mnist
 
 
 pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
@@ -174,15 +174,6 @@ def book_load(filename):
     net.weights = [np.array(w) for w in data["weights"]]
     net.biases = [np.array(b) for b in data["biases"]]
     return net
-
-
-def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
-    for w, rw in zip(net.weights, ref.weights):
-        assert w.shape == rw.shape
-        np.testing.assert_allclose(w, rw, rtol=rtol, atol=atol)
-    for b, rb in zip(net.biases, ref.biases):
-        assert b.shape == rb.shape
-        np.testing.assert_allclose(b, rb, rtol=rtol, atol=atol)
 
 
 def tiny_data(n=37, n_in=6, n_out=3, seed=0):
