@@ -1,20 +1,23 @@
-"""Shared test fixtures: where real MNIST lives, and a minimal reader for it.
+"""Shared test fixtures: real MNIST (a minimal reader, and the book's loaders),
+floating-point strictness.
 
 Real MNIST comes from ``$NNDL_DATA`` or ``../shared/data/mnist`` beside the
-repository; tests that need it are skipped when it is absent. The reader
-here is deliberately independent of :mod:`nndl.data` (a dozen lines of
-gzip + ``np.frombuffer``), so that engine tests do not depend on the loader.
+repository (``helpers.MNIST_DIR``); tests that need it are skipped when it is
+absent. The reader here is deliberately independent of :mod:`nndl.data` (a
+dozen lines of gzip + ``np.frombuffer``), so that engine tests do not depend
+on the loader.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import HAVE_MNIST, MNIST_DIR
 
 MNIST_NAMES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -22,14 +25,6 @@ MNIST_NAMES = {
     "test_x": "t10k-images-idx3-ubyte.gz",
     "test_y": "t10k-labels-idx1-ubyte.gz",
 }
-
-
-def default_mnist_dir() -> Path:
-    """``$NNDL_DATA`` if set, else ``<repo>/../shared/data/mnist``."""
-    env = os.environ.get("NNDL_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 
 def _read_idx_gz(path: Path) -> np.ndarray:
@@ -60,7 +55,7 @@ def load_mnist_arrays(mnist_dir) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The folder holding the four gzipped MNIST IDX files (skip if absent)."""
-    folder = default_mnist_dir()
+    folder = MNIST_DIR
     missing = [n for n in MNIST_NAMES.values() if not (folder / n).is_file()]
     if missing:
         pytest.skip(f"MNIST files {missing} not in {folder} (set NNDL_DATA)")
@@ -78,3 +73,37 @@ def strict_fp():
     """Turn every floating-point warning into an error for the test's duration."""
     with np.errstate(all="raise"):
         yield
+
+
+# -- the book's modules ---------------------------------------------------------
+
+@pytest.fixture
+def data_env(monkeypatch):
+    """The book's loaders take no folder: point ``$NNDL_DATA`` at the test data.
+    The book modules' test files use it on every test (``pytestmark``)."""
+    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
+
+
+def _skip_without_mnist() -> None:
+    if not HAVE_MNIST:
+        pytest.skip(f"MNIST not in {MNIST_DIR}")
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """``mnist_loader.load_data()``: the book's (training, validation, test) pairs.
+    Once per test module: the book's code may shuffle what it is given."""
+    from nndl.book import mnist_loader
+
+    _skip_without_mnist()
+    return mnist_loader.load_data(data_dir=MNIST_DIR)
+
+
+@pytest.fixture(scope="module")
+def book_data():
+    """``mnist_loader.load_data_wrapper()``: the book's lists of (x, y) pairs.
+    Once per test module: the book's ``SGD`` shuffles its training list in place."""
+    from nndl.book import mnist_loader
+
+    _skip_without_mnist()
+    return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)

@@ -18,7 +18,7 @@ Conventions, as in the book:
   where grad C is the regularised mini-batch gradient
   ``nabla_w / m + (lmbda / n) w`` (biases: ``nabla_b / m``).
 
-Two classes:
+Two classes, and the loop body of ``expand_mnist.py`` (:func:`book_expand_one`):
 
 * :class:`BookNetwork` is ``network.py`` (chapter 1) ported to Python 3 and
   nothing more: sigmoid neurons, quadratic cost, plain SGD. The benchmark
@@ -280,3 +280,21 @@ def batches(data, order, m):
     """The book's ``mini_batches`` for a given example order."""
     shuffled = [data[i] for i in order]
     return [shuffled[k:k + m] for k in range(0, len(shuffled), m)]
+
+
+# -- the book's expand_mnist.py (ch. 6) ---------------------------------------
+
+def book_expand_one(image: np.ndarray) -> list[np.ndarray]:
+    """The book's expand_mnist.py loop body for one 784-pixel image, verbatim
+    in substance: np.roll then zero the line that wrapped round."""
+    image = np.reshape(image, (-1, 28))
+    out = []
+    for d, axis, index_position, index in [(1, 0, "first", 0), (-1, 0, "first", 27),
+                                           (1, 1, "last", 0), (-1, 1, "last", 27)]:
+        new_img = np.roll(image, d, axis)
+        if index_position == "first":
+            new_img[index, :] = np.zeros(28)
+        else:
+            new_img[:, index] = np.zeros(28)
+        out.append(np.reshape(new_img, 784))
+    return out

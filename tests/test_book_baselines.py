@@ -16,22 +16,13 @@ import re
 import numpy as np
 import pytest
 
-from nndl.book import baselines, mnist_average_darkness, mnist_loader, mnist_svm
+from nndl.book import baselines, mnist_average_darkness, mnist_svm
 from nndl.errors import ConfigError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import MNIST_DIR, needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def raw():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 # -- average darkness ---------------------------------------------------------------

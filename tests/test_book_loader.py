@@ -18,36 +18,21 @@ from nndl.book import expand_mnist, mnist_loader, network3
 from nndl.data import Dataset, MnistSplits
 from nndl.errors import ConfigError, DataError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import needs_mnist
+from reference import book_expand_one
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def raw():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 def book_expand(x, y):
-    """The book's expand_mnist loop (without its final shuffle)."""
-    pairs = []
+    """The book's expand_mnist loop (without its final shuffle): each image,
+    then its four shifted copies."""
+    images, labels = [], []
     for xi, yi in zip(x, y):
-        pairs.append((xi, yi))
-        image = np.reshape(xi, (-1, 28))
-        for d, axis, index_position, index in [(1, 0, "first", 0), (-1, 0, "first", 27),
-                                                (1, 1, "last", 0), (-1, 1, "last", 27)]:
-            new_img = np.roll(image, d, axis)
-            if index_position == "first":
-                new_img[index, :] = np.zeros(28)
-            else:
-                new_img[:, index] = np.zeros(28)
-            pairs.append((np.reshape(new_img, 784), yi))
-    return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        images += [xi] + book_expand_one(xi)
+        labels += [yi] * 5
+    return np.stack(images), np.array(labels)
 
 
 # -- load_data / load_data_wrapper -------------------------------------------------------

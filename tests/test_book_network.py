@@ -25,20 +25,10 @@ import pytest
 from nndl.book import mnist_loader, network
 from nndl.errors import ConfigError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import assert_same_params, needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    """The book's loaders take no folder: point them at the test data."""
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def book_data():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 # -- the oracle: the book's network.py, one example at a time (tests/reference.py) ------
@@ -50,16 +40,6 @@ from reference import sigmoid as ref_sigmoid, sigmoid_prime as ref_sigmoid_prime
 def BookNetwork(sizes):
     """The book's ``Network(sizes)``: draws from the global ``np.random`` as network.py does."""
     return _BookOracle.from_sizes(sizes)
-
-
-def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
-    assert len(net.weights) == len(ref.weights)
-    for w, rw in zip(net.weights, ref.weights):
-        assert w.shape == rw.shape
-        np.testing.assert_allclose(w, rw, rtol=rtol, atol=atol)
-    for b, rb in zip(net.biases, ref.biases):
-        assert b.shape == rb.shape
-        np.testing.assert_allclose(b, rb, rtol=rtol, atol=atol)
 
 
 def tiny_data(n=37, n_in=6, n_out=3, seed=0, one_hot=True):

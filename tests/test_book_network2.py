@@ -28,19 +28,10 @@ import nndl
 from nndl.book import mnist_loader, network2
 from nndl.errors import ConfigError, ModelFileError
 
-from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
+from helpers import assert_same_params, needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
-
-
-@pytest.fixture(scope="module")
-def book_data():
-    if not HAVE_MNIST:
-        pytest.skip(f"MNIST not in {MNIST_DIR}")
-    return mnist_loader.load_data_wrapper(data_dir=MNIST_DIR)
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 # -- network2.py's algorithm, one example at a time (the oracle) ---------------------
@@ -183,15 +174,6 @@ def book_load(filename):
     net.weights = [np.array(w) for w in data["weights"]]
     net.biases = [np.array(b) for b in data["biases"]]
     return net
-
-
-def assert_same_params(net, ref, rtol=1e-9, atol=1e-11):
-    for w, rw in zip(net.weights, ref.weights):
-        assert w.shape == rw.shape
-        np.testing.assert_allclose(w, rw, rtol=rtol, atol=atol)
-    for b, rb in zip(net.biases, ref.biases):
-        assert b.shape == rb.shape
-        np.testing.assert_allclose(b, rb, rtol=rtol, atol=atol)
 
 
 def tiny_data(n=37, n_in=6, n_out=3, seed=0):

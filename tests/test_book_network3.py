@@ -27,9 +27,7 @@ from nndl.kernels import dense as dense_kernel
 from helpers import HAVE_MNIST, MNIST_DIR, needs_mnist
 
 
-@pytest.fixture(autouse=True)
-def data_env(monkeypatch):
-    monkeypatch.setenv("NNDL_DATA", str(MNIST_DIR))
+pytestmark = pytest.mark.usefixtures("data_env")   # $NNDL_DATA: the test data (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ from nndl.ensemble import ensemble_accuracy, vote
 from nndl.errors import ConfigError
 from nndl.layers.dropout import Dropout
 
+from reference import book_expand_one
+
 ONE_CONV = "conv:20:5,pool:2,dense:100,softmax:10"
 TWO_CONV = "conv:20:5,pool:2,conv:40:5,pool:2,dense:100,softmax:10"
 DROPOUT = "conv:20:5,pool:2,conv:40:5,pool:2,dense:1000,dropout:0.5,dense:1000,dropout:0.5,softmax:10"
@@ -38,22 +40,6 @@ DROPOUT = "conv:20:5,pool:2,conv:40:5,pool:2,dense:1000,dropout:0.5,dense:1000,d
 # ---------------------------------------------------------------------------
 # (a) shift_images and the expanded set
 # ---------------------------------------------------------------------------
-
-def book_expand_one(image: np.ndarray) -> list[np.ndarray]:
-    """The book's expand_mnist.py loop body for one 784-pixel image, verbatim
-    in substance: np.roll then zero the line that wrapped round."""
-    image = np.reshape(image, (-1, 28))
-    out = []
-    for d, axis, index_position, index in [(1, 0, "first", 0), (-1, 0, "first", 27),
-                                           (1, 1, "last", 0), (-1, 1, "last", 27)]:
-        new_img = np.roll(image, d, axis)
-        if index_position == "first":
-            new_img[index, :] = np.zeros(28)
-        else:
-            new_img[:, index] = np.zeros(28)
-        out.append(np.reshape(new_img, 784))
-    return out
-
 
 def shift_loop(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Per-pixel oracle: out[r, c] = image[r - dy, c - dx], 0 outside."""

@@ -211,3 +211,18 @@ def test_config_from_a_history_reruns_the_same_numbers(tmp_path, capsys):
     foreign.write_text('{"test_accuracy": [0.5]}')
     code, _, err = run_cli(capsys, "train", "--config-from", foreign)
     assert_one_line_error(code, err, "holds no run configuration")
+
+
+@needs_mnist
+def test_init_large_trains_a_conv_network(tmp_path, capsys):
+    # one initialiser registry for every layer type: conv layers take --init
+    # too (every name with every layer: tests/test_initializers.py)
+    model = tmp_path / "net.npz"
+    code, out, err = run_cli(capsys, "train", "--data-dir", MNIST, "--init", "large", "--layers",
+                             "conv:20:5,pool:2,dense:100,softmax:10", "--epochs", "1", "--train-size", "200",
+                             "--eta", "0.1", "--save", model, "--no-progress")
+    assert code == 0, err
+    assert "init large" in out.splitlines()[0]
+    assert re.search(r"^Epoch 0: \d+ / 10000$", out, flags=re.M)
+    from nndl import load
+    assert {layer.init.name for layer in load(model).layers if layer.params} == {"large"}

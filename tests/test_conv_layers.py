@@ -339,7 +339,7 @@ def test_inits():
         layer.build((20, 12, 12), rng, np.float64)
         assert layer.params["w"].shape == (40, 20, 5, 5) and layer.params["b"].shape == (40,)
         assert abs(layer.params["w"].std() / std - 1) < 0.05, init
-    cp = ConvPool(40, 5, 2, init="book")
+    cp = ConvPool(40, 5, 2, init="network3")
     cp.build((20, 12, 12), rng, np.float64)
     assert abs(cp.params["w"].std() / np.sqrt(4 / (40 * 25)) - 1) < 0.05  # network3: n_out = F k k / 4
     zero = Conv2D(3, 3, init="zeros")

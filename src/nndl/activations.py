@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigError
+from .registry import lookup
 
 
 class Activation:
@@ -124,14 +125,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 }
 
 
-def get(identifier: str | Activation | None) -> Activation:
-    """Return an activation from its name (see ``ACTIVATIONS``) or an instance."""
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Activation):
-        return identifier()
-    if isinstance(identifier, str) and identifier.lower() in ACTIVATIONS:
-        return ACTIVATIONS[identifier.lower()]()
-    raise ConfigError(
-        f"unknown activation {identifier!r}; valid activations: {', '.join(ACTIVATIONS)}"
-    )
+def get(identifier: str | Activation | type | None) -> Activation:
+    """An activation from its name (see ``ACTIVATIONS``; case-insensitive),
+    class or instance; else ConfigError listing the names."""
+    return lookup(identifier, ACTIVATIONS, Activation, "activation")

@@ -25,7 +25,7 @@ the book names.
 from __future__ import annotations
 
 
-from . import activations
+from . import activations, initializers
 from .errors import ConfigError
 from .layers import Dense, Layer
 from .layers.conv import Conv2D, ConvPool, MaxPool2D
@@ -46,15 +46,18 @@ def _int(text: str, token: str, what: str) -> int:
     return value
 
 
-def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, image_shape=(1, 28, 28),
+def parse_layers(spec: str, *, activation="sigmoid", init=None, image_shape=(1, 28, 28),
                  dropout_scale: str = "inverted") -> list[Layer]:
     """Layers for ``spec`` (see the module docstring), starting from flat inputs.
 
-    ``init`` (an initialiser name) applies to every layer with weights;
-    ``None`` keeps each layer's default (the book's). Raises ConfigError
-    naming the token that does not parse."""
+    ``init`` (an initialiser name, see :mod:`nndl.initializers`) applies to
+    every layer with weights; ``None`` keeps each layer's ``default_init``
+    (the book's: ``network3`` for conv-pool layers, ``default`` otherwise).
+    Each layer's ``spec`` is the token that made it, for error messages.
+    Raises ConfigError naming the token that does not parse."""
     act = activations.get(activation).name
-    kw = {"init": init} if init else {}
+    if init is not None:
+        init = initializers.get(init)   # an unknown name fails here, once, before any layer
     tokens = [t.strip() for t in spec.split(",") if t.strip()]
     if not tokens:
         raise ConfigError("empty layer spec; e.g. conv:20:5,pool:2,dense:100,softmax:10")
@@ -90,7 +93,7 @@ def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, im
     layers: list[Layer] = []
 
     def add(layer: Layer, token: str) -> None:
-        layer.spec = token   # so that shape errors can name the spec token
+        layer.spec = token   # Layer.spec: so that build errors can name the token
         layers.append(layer)
 
     spatial = False
@@ -108,18 +111,18 @@ def parse_layers(spec: str, *, activation="sigmoid", init: str | None = None, im
         if kind == "conv":
             nxt = parsed[i + 1] if i + 1 < len(parsed) else None
             if nxt is not None and nxt[1] == "pool":
-                add(ConvPool(args[0], args[1], nxt[2][0], activation=act, **kw), f"{token},{nxt[0]}")
+                add(ConvPool(args[0], args[1], nxt[2][0], activation=act, init=init), f"{token},{nxt[0]}")
                 i += 2
                 continue
-            add(Conv2D(args[0], args[1], activation=act, **kw), token)
+            add(Conv2D(args[0], args[1], activation=act, init=init), token)
         elif kind == "pool":
             add(MaxPool2D(args[0]), token)
         elif kind == "dense":
-            add(Dense(args[0], act, **kw), token)
+            add(Dense(args[0], act, init=init), token)
         elif kind == "dropout":
             add(Dropout(args[0], scale=dropout_scale), token)
         else:
-            add(Dense(args[0], kind, **kw), token)
+            add(Dense(args[0], kind, init=init), token)
         i += 1
     return layers
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import activations as act
 from .errors import ConfigError
+from .registry import lookup
 
 
 def one_hot(y: np.ndarray, n: int, dtype=np.float64) -> np.ndarray:
@@ -115,14 +116,6 @@ _ALIASES = {"crossentropy": "cross-entropy", "cross_entropy": "cross-entropy", "
 
 
 def get(identifier: str | Cost | type | None) -> Cost:
-    """Return a cost from its name (see ``COSTS``), class or instance."""
-    if isinstance(identifier, Cost):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Cost):
-        return identifier()
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        key = _ALIASES.get(key, key)
-        if key in COSTS:
-            return COSTS[key]()
-    raise ConfigError(f"unknown cost {identifier!r}; valid costs: {', '.join(COSTS)}")
+    """A cost from its name (see ``COSTS``; case-insensitive, with aliases such
+    as ``ce``, ``nll``, ``mse``), class or instance; else ConfigError."""
+    return lookup(identifier, COSTS, Cost, "cost", _ALIASES)

@@ -62,13 +62,13 @@ class Network:
         self.dtype = as_dtype(dtype)
         self.input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
         output = self.layers[-1]
-        if not hasattr(output, "backward_delta"):
+        if output.activation is None:
             raise ConfigError(
                 f"the output layer must have an activation (Dense or ConvPool), got {output!r}"
             )
         self.cost.check(output.activation)
         for i, layer in enumerate(self.layers[:-1]):
-            if getattr(layer, "activation", None) is not None and not layer.activation.elementwise:
+            if layer.activation is not None and not layer.activation.elementwise:
                 raise ConfigError(f"layer {i} ({layer!r}): softmax is only allowed in the output layer")
         generator = as_generator(rng)
         shape = self.input_shape
@@ -76,14 +76,13 @@ class Network:
             try:
                 shape = tuple(layer.build(shape, generator, self.dtype))
             except ConfigError as e:
-                spec = getattr(layer, "spec", None)
-                where = f"layer spec {spec!r}" if spec else f"layer {i} ({type(layer).__name__})"
+                where = f"layer spec {layer.spec!r}" if layer.spec else f"layer {i} ({type(layer).__name__})"
                 raise ConfigError(f"{where}: {e}") from None
         self.output_shape = shape
         # Nothing below the first layer with parameters needs a gradient:
         # let it skip computing dC/d(input) (a full col2im for a conv layer).
         first = next((layer for layer in self.layers if layer.params), None)
-        if first is not None and hasattr(first, "input_grad"):
+        if first is not None:
             first.input_grad = False
         if len(shape) != 1:
             raise ConfigError(f"the network must end in a flat output, got per-example shape {shape}")
@@ -166,7 +165,7 @@ class Network:
 
     # -- parameters ----------------------------------------------------------
     def regularized_params(self) -> list[np.ndarray]:
-        return [layer.params[k] for layer in self.layers for k in getattr(layer, "regularized", ())]
+        return [layer.params[k] for layer in self.layers for k in layer.regularized]
 
     @property
     def n_params(self) -> int:

@@ -24,6 +24,10 @@ def from_config(config: dict) -> Layer:
     if not isinstance(config, dict) or config.get("type") not in LAYERS:
         raise ConfigError(f"unknown layer description {config!r}; known layer types: {', '.join(LAYERS)}")
     kwargs = {k: v for k, v in config.items() if k != "type"}
+    if config["type"] in ("Conv2D", "ConvPool") and kwargs.get("init") == "book":
+        # Files written before the one initialiser registry called network3's
+        # conv initialisation "book"; it is "network3" now.
+        kwargs["init"] = "network3"
     try:
         return LAYERS[config["type"]](**kwargs)
     except TypeError as e:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .. import activations
+from .. import activations, initializers
 from ..errors import ConfigError, positive_int
 from .base import Layer
 
@@ -45,7 +45,7 @@ __all__ = [
     "im2col", "col2im",
     "conv2d_forward", "conv2d_backward", "conv2d_forward_ref", "conv2d_backward_ref",
     "maxpool_forward", "maxpool_backward", "maxpool_forward_ref", "maxpool_backward_ref",
-    "Conv2D", "MaxPool2D", "ConvPool", "CONV_INITS",
+    "Conv2D", "MaxPool2D", "ConvPool",
 ]
 
 
@@ -311,45 +311,6 @@ def maxpool_backward_ref(g: np.ndarray, arg: np.ndarray, p: int, z_shape) -> np.
 
 
 # ---------------------------------------------------------------------------
-# Initialisation
-# ---------------------------------------------------------------------------
-
-CONV_INITS = ("default", "book", "glorot", "he", "zeros")
-
-
-def _init_params(init: str, filters: int, channels: int, k: int, pool_area: int,
-                 rng: np.random.Generator, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``w`` of shape ``(filters, channels, k, k)`` and ``b`` of shape ``(filters,)``.
-
-    * ``"default"``: w ~ N(0, 1/n_in), n_in = C k k (network2's default);
-      b ~ N(0, 1).
-    * ``"book"``: network3: w ~ N(0, 1/n_out), n_out = filters k k / pool_area;
-      b ~ N(0, 1).
-    * ``"glorot"``: w ~ N(0, 2/(n_in + filters k k)); b = 0.
-    * ``"he"``: w ~ N(0, 2/n_in); b = 0.
-    * ``"zeros"``: w = 0, b = 0.
-
-    Weights are drawn before biases, as network3 does.
-    """
-    shape = (filters, channels, k, k)
-    fan_in = channels * k * k
-    fan_out = filters * k * k
-    std = {
-        "default": np.sqrt(1.0 / fan_in),
-        "book": np.sqrt(pool_area / fan_out),
-        "glorot": np.sqrt(2.0 / (fan_in + fan_out)),
-        "he": np.sqrt(2.0 / fan_in),
-        "zeros": 0.0,
-    }[init]
-    w = (rng.standard_normal(shape) * std).astype(dtype) if std else np.zeros(shape, dtype)
-    if init in ("default", "book"):
-        b = rng.standard_normal(filters).astype(dtype)
-    else:
-        b = np.zeros(filters, dtype=dtype)
-    return w, b
-
-
-# ---------------------------------------------------------------------------
 # Validation helpers
 # ---------------------------------------------------------------------------
 
@@ -401,19 +362,17 @@ class _ConvBase(Layer):
 
     regularized = ("w",)
 
-    def __init__(self, filters: int, kernel_size: int, activation, init: str) -> None:
+    def __init__(self, filters: int, kernel_size: int, activation, init) -> None:
         super().__init__()
         name = type(self).__name__
         self.filters = _positive_int(filters, "filters", name)
         self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
-        if init not in CONV_INITS:
-            raise ConfigError(f"{name}: unknown init {init!r}; valid inits: {', '.join(CONV_INITS)}")
-        self.init = init
+        try:
+            self.init = initializers.get(self.default_init if init is None else init)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
         self.activation = _elementwise_activation(activation, self._label())
         self.dtype = None
-        # False skips dC/dx (backward then returns None): the network may set it
-        # on a first layer, whose input gradient nobody uses.
-        self.input_grad = True
         # Scratch buffers reused between calls of the same batch size (one of
         # each per layer, replaced when the batch size changes).
         self._cols_buf = None
@@ -428,7 +387,10 @@ class _ConvBase(Layer):
         if H < k or W < k:
             raise ConfigError(f"{self._label()}: input {H}x{W} is smaller than the {k}x{k} kernel")
         self.dtype = np.dtype(dtype)
-        w, b = _init_params(self.init, self.filters, C, k, pool_area, rng, self.dtype)
+        # Weights first, then biases: the order network3 draws them in.
+        fans = initializers.Fans(n_in=C * k * k, n_out=self.filters * k * k, pool_area=pool_area)
+        w = self.init.weights((self.filters, C, k, k), fans, rng, self.dtype)
+        b = self.init.biases((self.filters,), rng, self.dtype)
         self.params = {"w": w, "b": b}
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
         self.input_shape = (C, H, W)
@@ -482,15 +444,18 @@ class Conv2D(_ConvBase):
         filters: number of feature maps F.
         kernel_size: k, the side of the square local receptive field.
         activation: name or Activation (elementwise); default linear.
-        init: one of ``CONV_INITS`` (see :func:`_init_params`); default
-            N(0, 1/(C k k)) weights and N(0, 1) biases.
+        init: an initialiser name (see :mod:`nndl.initializers`), class or
+            instance; None means ``default_init``, ``"default"``: N(0, 1/(C k k))
+            weights and N(0, 1) biases.
 
     Shape:
         input ``(N, C, H, W)``, output ``(N, F, H-k+1, W-k+1)``;
         ``params["w"]`` is ``(F, C, k, k)``, ``params["b"]`` is ``(F,)``.
     """
 
-    def __init__(self, filters: int, kernel_size: int, activation="linear", init: str = "default") -> None:
+    default_init = "default"
+
+    def __init__(self, filters: int, kernel_size: int, activation="linear", init=None) -> None:
         super().__init__(filters, kernel_size, activation, init)
 
     def build(self, input_shape, rng, dtype=np.float64):
@@ -512,7 +477,7 @@ class Conv2D(_ConvBase):
 
     def config(self) -> dict:
         return {"type": "Conv2D", "filters": self.filters, "kernel_size": self.kernel_size,
-                "activation": self.activation.name, "init": self.init}
+                "activation": self.activation.name, "init": self.init.name}
 
 
 class MaxPool2D(Layer):
@@ -564,7 +529,8 @@ class ConvPool(_ConvBase):
         kernel_size: k.
         pool_size: p, side of the non-overlapping pooling window.
         activation: name or Activation (elementwise); network3's default sigmoid.
-        init: one of ``CONV_INITS``; default ``"book"``: w ~ N(0, p^2/(F k k)),
+        init: an initialiser name, class or instance; None means
+            ``default_init``, ``"network3"``: w ~ N(0, p^2/(F k k)),
             b ~ N(0, 1), as network3.
 
     Shape:
@@ -572,8 +538,10 @@ class ConvPool(_ConvBase):
         ``params["w"]`` is ``(F, C, k, k)``, ``params["b"]`` is ``(F,)``.
     """
 
+    default_init = "network3"
+
     def __init__(self, filters: int, kernel_size: int, pool_size: int = 2,
-                 activation="sigmoid", init: str = "book") -> None:
+                 activation="sigmoid", init=None) -> None:
         self.pool_size = _positive_int(pool_size, "pool_size", "ConvPool")
         super().__init__(filters, kernel_size, activation, init)
         self._dconv_buf = None
@@ -617,4 +585,4 @@ class ConvPool(_ConvBase):
 
     def config(self) -> dict:
         return {"type": "ConvPool", "filters": self.filters, "kernel_size": self.kernel_size,
-                "pool_size": self.pool_size, "activation": self.activation.name, "init": self.init}
+                "pool_size": self.pool_size, "activation": self.activation.name, "init": self.init.name}

@@ -15,8 +15,9 @@ class Dense(Layer):
     Args:
         n_out: number of neurons.
         activation: name or :class:`~nndl.activations.Activation`.
-        init: name or :class:`~nndl.initializers.Initializer` (default: the
-            book's N(0, 1/n_in) weights, N(0, 1) biases).
+        init: name, class or :class:`~nndl.initializers.Initializer`; None
+            means ``default_init``, ``"default"``: the book's N(0, 1/n_in)
+            weights, N(0, 1) biases (network2).
 
     Shape:
         input ``(N, n_in)``, output ``(N, n_out)``; ``params["w"]`` is
@@ -29,12 +30,13 @@ class Dense(Layer):
     """
 
     regularized = ("w",)
+    default_init = "default"
 
-    def __init__(self, n_out: int, activation="sigmoid", init="default") -> None:
+    def __init__(self, n_out: int, activation="sigmoid", init=None) -> None:
         super().__init__()
         self.n_out = positive_int(n_out, "Dense: n_out")
         self.activation = activations.get(activation)
-        self.init = initializers.get(init)
+        self.init = initializers.get(self.default_init if init is None else init)
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 1:
@@ -45,7 +47,7 @@ class Dense(Layer):
         n_in = int(input_shape[0])
         # Biases first, then weights: the order the book's code draws them in.
         b = self.init.biases((self.n_out,), rng, dtype)
-        w = self.init.weights((self.n_out, n_in), n_in, self.n_out, rng, dtype)
+        w = self.init.weights((self.n_out, n_in), initializers.Fans(n_in, self.n_out), rng, dtype)
         self.params = {"w": w, "b": b}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.input_shape = (n_in,)
@@ -76,10 +78,13 @@ class Dense(Layer):
         delta = grad_out * self.activation.prime(self.z, self.a)
         return self.backward_delta(delta)
 
-    def backward_delta(self, delta: np.ndarray) -> np.ndarray:
-        """Gradients from delta = dC/dz of shape ``(N, n_out)``; returns dC/da_in."""
+    def backward_delta(self, delta: np.ndarray) -> np.ndarray | None:
+        """Gradients from delta = dC/dz of shape ``(N, n_out)``; returns dC/da_in
+        (None when ``input_grad`` is False)."""
         self.grads["b"][...] = delta.sum(axis=0)          # BP3: dC/db_j = delta_j
         np.matmul(delta.T, self.x, out=self.grads["w"])   # BP4: dC/dw_jk = a_k^{l-1} delta_j^l
+        if not self.input_grad:
+            return None
         return delta @ self.w                             # BP2, first half: (w^l)^T delta^l
 
     def config(self) -> dict:
