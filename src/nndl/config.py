@@ -312,14 +312,15 @@ class RunConfig:
 
     def describe(self) -> str:
         """The header line: ``[784, 30, 10] sigmoid network (quadratic cost, init large) ...``."""
-        init = self.resolved_init or "each layer's default"
+        init = self.resolved_init or "/".join(dict.fromkeys(
+            layer.init.name for layer in self.build_layers() if getattr(layer, "init", None) is not None))
         if self.layers is None:
             cost = costs.get(self.resolved_cost)
             out = self.output_activation or ("softmax" if cost.name == "log-likelihood" else self.activation)
             act = self.activation if out == self.activation else f"{self.activation}/{out}"
             net = f"{list(self.sizes)} {act} network"
         else:
-            net = f"{self.layers} network ({self.activation} hidden layers)"
+            net = f"{self.layers} network of {self.activation} hidden layers"
         parts = [f"{net} ({self.resolved_cost} cost, init {init})",
                  f"{self.epochs} epochs, mini-batch {self.batch_size}, eta {self.eta}"]
         for name, label in (("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
