@@ -4,6 +4,7 @@
     nndl evaluate MODEL         accuracy and cost of a saved model on a split
     nndl data [--fetch]         where the MNIST files are and whether they verify
     nndl baseline darkness|svm  the book's baselines
+    nndl mistakes MODEL         the test images a model gets wrong, as a grid and a confusion matrix
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 """
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train-size", type=_positive_int, metavar="N", help="SVM: first N training images")
     b.add_argument("--test-size", type=_positive_int, metavar="N", help="SVM: first N test images")
     b.set_defaults(func=cmd_baseline)
+
+    _add_mistakes_parser(sub, data_help)
     return parser
 
 
@@ -289,6 +292,84 @@ def cmd_baseline(args) -> int:
         correct, total = baselines.run_svm(args.data_dir, gamma=args.gamma, n_train=args.train_size,
                                            n_test=args.test_size)
     print(f"{correct} of {total} values correct.")
+    return 0
+
+
+# -- nndl mistakes -------------------------------------------------------------------
+def _digit(text: str) -> int:
+    if text not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
+    return int(text)
+
+
+def _add_mistakes_parser(sub, data_help: str) -> None:
+    m = sub.add_parser("mistakes", help="the images a model misclassifies, as a grid and a confusion matrix",
+                       description="Find the images of a split that a saved model misclassifies; print how "
+                                   "many and the confusion matrix, and draw them as a grid captioned "
+                                   "'true -> predicted, confidence'.")
+    m.add_argument("model", type=Path, help="a model saved by nndl (.npz) or in the book's JSON format")
+    m.add_argument("-o", "--output", type=Path, metavar="GRID.png",
+                   help="draw the misclassified images into this image file (.png, .svg, .pdf, ...)")
+    m.add_argument("--confusion", type=Path, metavar="CM.png", help="draw the confusion matrix into this file")
+    m.add_argument("--split", choices=("training", "validation", "test"), default="test")
+    m.add_argument("--limit", type=_positive_int, default=100, metavar="N",
+                   help="draw at most the first N mistakes (default: 100)")
+    m.add_argument("--true", type=_digit, metavar="D", help="only mistakes whose true digit is D")
+    m.add_argument("--predicted", type=_digit, metavar="D", help="only mistakes where the model answered D")
+    m.add_argument("--columns", type=_positive_int, default=10, metavar="N", help="images per row (default: 10)")
+    m.add_argument("--data-dir", type=Path, help=data_help)
+    m.set_defaults(func=cmd_mistakes)
+
+
+def _check_figure_path(path: Path | None, option: str) -> None:
+    from matplotlib.figure import Figure
+
+    if path is None:
+        return
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ConfigError(f"{option} {path}: cannot tell the image format from the name; "
+                          f"end it in one of {', '.join('.' + f for f in sorted(formats))}")
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Render first, then write atomically: a failed render leaves no file."""
+    import io
+
+    from .fileio import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lower().lstrip("."), dpi=100)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def cmd_mistakes(args) -> int:
+    from .io import load
+    from .plots import confusion_matrix_figure, mistakes_figure
+    from .predictions import check_mnist_network, find_mistakes
+
+    _check_figure_path(args.output, "-o")
+    _check_figure_path(args.confusion, "--confusion")
+    net = load(args.model)
+    check_mnist_network(net, str(args.model))
+    ds = getattr(_load_data(args.data_dir, True), args.split)
+    m = find_mistakes(net, ds.x, ds.y)
+    print(f"{args.model}: {len(m)} of {m.total} {args.split} images misclassified "
+          f"({m.correct} / {m.total} correct, {m.correct / m.total:.2%})")
+    print("Confusion matrix (rows: true digit, columns: predicted digit):")
+    print("     " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(m.confusion):
+        print(f"{d:>5}" + "".join(f"{v:>6}" for v in row))
+    if args.output:
+        fig = mistakes_figure(m, ds.x, limit=args.limit, ncols=args.columns, true=args.true,
+                              predicted=args.predicted)
+        _save_figure(fig, args.output)
+        shown = min(args.limit, len(m.select(args.true, args.predicted)))
+        print(f"{shown} misclassified image(s) drawn in {args.output}")
+    if args.confusion:
+        _save_figure(confusion_matrix_figure(m.confusion, title=f"{args.model.name} on the {args.split} data: "
+                                             f"{m.correct} / {m.total} correct"), args.confusion)
+        print(f"Confusion matrix drawn in {args.confusion}")
     return 0
 
 
