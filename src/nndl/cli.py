@@ -5,6 +5,7 @@
     nndl data [--fetch]         where the MNIST files are and whether they verify
     nndl baseline darkness|svm  the book's baselines
     nndl mistakes MODEL         the test images a model gets wrong, as a grid and a confusion matrix
+    nndl serve [MODEL ...]      a local web page: draw a digit, browse mistakes, training curves
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 """
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_baseline)
 
     _add_mistakes_parser(sub, data_help)
+    _add_serve_parser(sub, data_help)
     return parser
 
 
@@ -370,6 +372,67 @@ def cmd_mistakes(args) -> int:
         _save_figure(confusion_matrix_figure(m.confusion, title=f"{args.model.name} on the {args.split} data: "
                                              f"{m.correct} / {m.total} correct"), args.confusion)
         print(f"Confusion matrix drawn in {args.confusion}")
+    return 0
+
+
+# -- nndl serve ----------------------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: any free port), got {text!r}")
+    return value
+
+
+def _add_serve_parser(sub, data_help: str) -> None:
+    s = sub.add_parser("serve", help="a local web page: draw a digit, browse mistakes, see training curves",
+                       description="Serve a web page on this machine: draw a digit and see the MNIST "
+                                   "preprocessing and each model's probabilities; browse the test images "
+                                   "a model gets wrong with its confusion matrix; compare training curves.")
+    s.add_argument("models", type=Path, nargs="*", metavar="MODEL",
+                   help="models saved by nndl (.npz) or in the book's JSON format")
+    s.add_argument("--history", type=Path, nargs="+", default=[], metavar="H.json",
+                   help="training histories (nndl train --history) for the Curves view")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)")
+    s.add_argument("--data-dir", type=Path, help=data_help)
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    import ipaddress
+
+    from .serve import bind, create_app, load_store, run
+
+    swallowed = [str(p) for p in args.history if p.suffix.lower() == ".npz"]
+    if swallowed:  # "--history h.json net.npz" reads net.npz as a history
+        raise ConfigError(f"--history takes training histories (JSON), not {', '.join(swallowed)}; "
+                          "name the models before --history")
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {args.host} port {args.port}: {e.strerror or e}") from None
+    with sock:
+        store = load_store(args.models, args.history, data_dir=args.data_dir, progress=True)
+        host, port = sock.getsockname()[:2]
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            print(f"nndl serve: warning: listening on {host}: other machines that can reach it can use the page",
+                  file=sys.stderr)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        print(f"Serving {len(store.models)} model(s) and {len(store.histories)} history file(s) at {url} "
+              "(Ctrl-C to stop)", flush=True)
+        try:
+            run(create_app(store), sock)
+        except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passes Ctrl-C on
+            pass
+    print("Stopped.")
     return 0
 
 
