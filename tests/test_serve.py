@@ -229,6 +229,17 @@ def test_bad_requests_get_a_4xx_and_one_message(server, case):
     assert fragment in message, message
 
 
+def test_only_loopback_names_are_served(server):
+    port = urlsplit(server).port
+    for name, expected in (("localhost", 200), ("127.0.0.1", 200), ("attacker.example", 400)):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/api/models", headers={"Host": f"{name}:{port}"})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == expected, name
+
+
 def test_the_server_still_answers_after_bad_requests(server):
     status, data, _ = call(server, "POST", "/api/predict", {"model": "eta0.5", "pixels": PIXELS})
     assert status == 200 and math.isclose(sum(data["probabilities"]), 1.0, abs_tol=1e-9)
@@ -355,6 +366,26 @@ def test_browser_draw_recognises_1_0_and_7(page, tmp_path):
     assert page.text_content("#prediction") == "–" and page.locator(".bar").count() == 0
 
 
+def test_browser_draw_by_touch(browser, server):
+    # real touch events (Chromium's input pipeline, through the DevTools protocol), not mouse events
+    context = browser.new_context(viewport={"width": 420, "height": 800}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.wait_for_selector("body[data-ready='1']")
+        box = page.locator("#pad").bounding_box()
+        cdp = context.new_cdp_session(page)
+        stroke = DIGITS[1][0]
+        for kind, (x, y) in zip(["touchStart"] + ["touchMove"] * (len(stroke) - 1), stroke):
+            cdp.send("Input.dispatchTouchEvent",
+                     {"type": kind, "touchPoints": [{"x": box["x"] + x, "y": box["y"] + y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.wait_for_selector("body[data-strokes='1']", timeout=20000)
+        assert page.text_content("#prediction") == "1"
+    finally:
+        context.close()
+
+
 def test_browser_mistakes_count_equals_nndl_evaluate(page, trained, tmp_path):
     out = subprocess.run([sys.executable, "-m", "nndl.cli", "evaluate", str(trained["chapter1"])],
                          capture_output=True, text=True, env=dict(os.environ, NNDL_DATA=str(MNIST_DIR)), check=True).stdout
@@ -365,6 +396,8 @@ def test_browser_mistakes_count_equals_nndl_evaluate(page, trained, tmp_path):
     assert page.text_content("#mistake-count").startswith(f"{10000 - correct} of 10000 test images misclassified")
     assert page.locator("#grid figure").count() == min(120, 10000 - correct)
     _screenshot(page, tmp_path, "mistakes")
+    page.click("#more")  # the next page of mistakes
+    page.wait_for_function(f"() => document.querySelectorAll('#grid figure').length === {min(240, 10000 - correct)}")
     # a cell of the confusion matrix filters the grid to its mistakes
     cell = page.locator("#confusion td[data-true='4'][data-predicted='9']")
     n49 = int(cell.text_content() or 0)

@@ -428,8 +428,10 @@ def cmd_serve(args) -> int:
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         print(f"Serving {len(store.models)} model(s) and {len(store.histories)} history file(s) at {url} "
               "(Ctrl-C to stop)", flush=True)
+        # asked for by another name, a loopback-only server refuses (no DNS rebinding)
+        names = ["127.0.0.1", "localhost"] if host == "127.0.0.1" else None
         try:
-            run(create_app(store), sock)
+            run(create_app(store, allowed_hosts=names), sock)
         except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passes Ctrl-C on
             pass
     print("Stopped.")

@@ -27,11 +27,14 @@ import math
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Sequence
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -177,8 +180,14 @@ def _describe(net: Network) -> str:
     return f"{describe(net.layers, net.input_shape)}, {net.cost.name} cost"
 
 
-def create_app(store: Store) -> Starlette:
-    """The Starlette application serving ``store``."""
+def create_app(store: Store, allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """The Starlette application serving ``store``.
+
+    ``allowed_hosts``: the names the page may be asked for by (the ``Host``
+    header), e.g. ``["127.0.0.1", "localhost"]``, so that a web site whose
+    name was re-pointed at 127.0.0.1 (DNS rebinding) cannot read the API;
+    None accepts any.
+    """
     files = {name: resources.files(__package__).joinpath("static", name).read_bytes() for name in STATIC}
 
     async def models(request: Request) -> Response:
@@ -243,7 +252,8 @@ def create_app(store: Store) -> Starlette:
         Route("/api/mistakes", mistakes),
         Route("/api/histories", histories),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: error})
+    middleware = [] if allowed_hosts is None else [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+    return Starlette(routes=routes, exception_handlers={HTTPException: error}, middleware=middleware)
 
 
 def _rounded(a: np.ndarray) -> list[float]:

@@ -30,6 +30,10 @@ function paint(canvas, width, height, ink, left = 0, top = 0) {
   canvas.getContext("2d").putImageData(img, left, top);
 }
 
+function escapeHtml(text) {
+  return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+}
+
 function blank(canvas) {
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff";
@@ -262,8 +266,9 @@ async function loadCurves() {
     state.histories.forEach((h, k) => {
       const li = document.createElement("li");
       li.innerHTML = `<label><input type="checkbox" ${state.shown.has(h.name) ? "checked" : ""}>` +
-        `<span class="swatch" style="background:${COLOURS[k % COLOURS.length]}"></span>${h.name}` +
+        `<span class="swatch" style="background:${COLOURS[k % COLOURS.length]}"></span><span class="name"></span>` +
         ` <span class="note">${h.epochs} epochs</span></label>`;
+      li.querySelector(".name").textContent = h.name;  // a file name, not HTML
       li.querySelector("input").addEventListener("change", (e) => {
         if (e.target.checked) state.shown.add(h.name); else state.shown.delete(h.name);
         drawCharts();
@@ -285,7 +290,7 @@ function drawCharts() {
         const values = h.data[`${split}_${metric}`];
         if (values && values.length) {
           series.push({ values, colour: COLOURS[k % COLOURS.length], dash: DASHES[split],
-            label: `${h.name} ${split}` });
+            label: escapeHtml(`${h.name} ${split}`) });
         }
       }
     });
