@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from ..data.preprocess import mnist_preprocess
 from ..errors import ConfigError
-from ..history import History
+from ..history import METRIC_KEYS, History
 from ..network import Network
 from ..predictions import Mistakes, find_mistakes, probabilities
 
@@ -268,7 +268,7 @@ def _image_bytes(image: np.ndarray) -> str:
 
 
 def _finite(data: dict) -> dict:
-    """A history's lists with non-finite values (a diverged cost) as null:
-    JSON has no NaN."""
+    """A history's per-epoch number lists (accuracies, costs, times, eta),
+    with non-finite values (a diverged cost) as null: JSON has no NaN."""
     return {k: [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
-            for k, values in data.items()}
+            for k, values in data.items() if k in METRIC_KEYS + ("epoch_seconds", "eta")}
