@@ -6,6 +6,8 @@
     nndl baseline darkness|svm  the book's baselines
     nndl experiment list|run|report   the book's experiments, figures and numbers
     nndl plot HISTORY.json ... -o FIG.png   curves of training histories
+    nndl mistakes MODEL         the test images a model gets wrong, as a grid and a confusion matrix
+    nndl serve [MODEL ...]      a local web page: draw a digit, browse mistakes, training curves
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 """
@@ -190,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train-size", type=_positive_int, metavar="N", help="SVM: first N training images")
     b.add_argument("--test-size", type=_positive_int, metavar="N", help="SVM: first N test images")
     b.set_defaults(func=cmd_baseline)
+
+    _add_mistakes_parser(sub, data_help)
+    _add_serve_parser(sub, data_help)
     return parser
 
 
@@ -406,6 +411,147 @@ def cmd_baseline(args) -> int:
         correct, total = baselines.run_svm(args.data_dir, gamma=args.gamma, n_train=args.train_size,
                                            n_test=args.test_size)
     print(f"{correct} of {total} values correct.")
+    return 0
+
+
+# -- nndl mistakes -------------------------------------------------------------------
+def _digit(text: str) -> int:
+    if text not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
+    return int(text)
+
+
+def _add_mistakes_parser(sub, data_help: str) -> None:
+    m = sub.add_parser("mistakes", help="the images a model misclassifies, as a grid and a confusion matrix",
+                       description="Find the images of a split that a saved model misclassifies; print how "
+                                   "many and the confusion matrix, and draw them as a grid captioned "
+                                   "'true -> predicted, confidence'.")
+    m.add_argument("model", type=Path, help="a model saved by nndl (.npz) or in the book's JSON format")
+    m.add_argument("-o", "--output", type=Path, metavar="GRID.png",
+                   help="draw the misclassified images into this image file (.png, .svg, .pdf, ...)")
+    m.add_argument("--confusion", type=Path, metavar="CM.png", help="draw the confusion matrix into this file")
+    m.add_argument("--split", choices=("training", "validation", "test"), default="test")
+    m.add_argument("--limit", type=_positive_int, default=100, metavar="N",
+                   help="draw at most the first N mistakes (default: 100)")
+    m.add_argument("--true", type=_digit, metavar="D", help="only mistakes whose true digit is D")
+    m.add_argument("--predicted", type=_digit, metavar="D", help="only mistakes where the model answered D")
+    m.add_argument("--columns", type=_positive_int, default=10, metavar="N", help="images per row (default: 10)")
+    m.add_argument("--data-dir", type=Path, help=data_help)
+    m.set_defaults(func=cmd_mistakes)
+
+
+def _check_figure_path(path: Path | None, option: str) -> None:
+    from matplotlib.figure import Figure
+
+    if path is None:
+        return
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ConfigError(f"{option} {path}: cannot tell the image format from the name; "
+                          f"end it in one of {', '.join('.' + f for f in sorted(formats))}")
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Render first, then write atomically: a failed render leaves no file."""
+    import io
+
+    from .fileio import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lower().lstrip("."), dpi=100)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def cmd_mistakes(args) -> int:
+    from .io import load
+    from .plots import confusion_matrix_figure, mistakes_figure
+    from .predictions import check_mnist_network, find_mistakes
+
+    _check_figure_path(args.output, "-o")
+    _check_figure_path(args.confusion, "--confusion")
+    net = load(args.model)
+    check_mnist_network(net, str(args.model))
+    ds = getattr(_load_data(args.data_dir, True), args.split)
+    m = find_mistakes(net, ds.x, ds.y)
+    print(f"{args.model}: {len(m)} of {m.total} {args.split} images misclassified "
+          f"({m.correct} / {m.total} correct, {m.correct / m.total:.2%})")
+    print("Confusion matrix (rows: true digit, columns: predicted digit):")
+    print("     " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(m.confusion):
+        print(f"{d:>5}" + "".join(f"{v:>6}" for v in row))
+    if args.output:
+        fig = mistakes_figure(m, ds.x, limit=args.limit, ncols=args.columns, true=args.true,
+                              predicted=args.predicted)
+        _save_figure(fig, args.output)
+        shown = min(args.limit, len(m.select(args.true, args.predicted)))
+        print(f"{shown} misclassified image(s) drawn in {args.output}")
+    if args.confusion:
+        _save_figure(confusion_matrix_figure(m.confusion, title=f"{args.model.name} on the {args.split} data: "
+                                             f"{m.correct} / {m.total} correct"), args.confusion)
+        print(f"Confusion matrix drawn in {args.confusion}")
+    return 0
+
+
+# -- nndl serve ----------------------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: any free port), got {text!r}")
+    return value
+
+
+def _add_serve_parser(sub, data_help: str) -> None:
+    s = sub.add_parser("serve", help="a local web page: draw a digit, browse mistakes, see training curves",
+                       description="Serve a web page on this machine: draw a digit and see the MNIST "
+                                   "preprocessing and each model's probabilities; browse the test images "
+                                   "a model gets wrong with its confusion matrix; compare training curves.")
+    s.add_argument("models", type=Path, nargs="*", metavar="MODEL",
+                   help="models saved by nndl (.npz) or in the book's JSON format")
+    s.add_argument("--history", type=Path, nargs="+", default=[], metavar="H.json",
+                   help="training histories (nndl train --history) for the Curves view")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)")
+    s.add_argument("--data-dir", type=Path, help=data_help)
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    import ipaddress
+
+    from .serve import bind, create_app, load_store, run
+
+    swallowed = [str(p) for p in args.history if p.suffix.lower() == ".npz"]
+    if swallowed:  # "--history h.json net.npz" reads net.npz as a history
+        raise ConfigError(f"--history takes training histories (JSON), not {', '.join(swallowed)}; "
+                          "name the models before --history")
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {args.host} port {args.port}: {e.strerror or e}") from None
+    with sock:
+        store = load_store(args.models, args.history, data_dir=args.data_dir, progress=True)
+        host, port = sock.getsockname()[:2]
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            print(f"nndl serve: warning: listening on {host}: other machines that can reach it can use the page",
+                  file=sys.stderr)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        print(f"Serving {len(store.models)} model(s) and {len(store.histories)} history file(s) at {url} "
+              "(Ctrl-C to stop)", flush=True)
+        # asked for by another name, a loopback-only server refuses (no DNS rebinding)
+        names = ["127.0.0.1", "localhost"] if host == "127.0.0.1" else None
+        try:
+            run(create_app(store, allowed_hosts=names), sock)
+        except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passes Ctrl-C on
+            pass
+    print("Stopped.")
     return 0
 
 
