@@ -29,6 +29,13 @@ class DivergedError(NNDLError):
     """Training produced a non-finite cost or weight."""
 
 
+class OutputError(NNDLError, OSError):
+    """A file nndl was asked to write cannot be written: its folder is
+    missing or read-only, the path is a folder, or the disk is full. The
+    existing file at that path, if any, is left unchanged. (Also an
+    ``OSError``, which is what it is underneath.)"""
+
+
 def positive_int(value, what: str) -> int:
     """``value`` as an int if it is an integer >= 1 (not a bool), else
     ConfigError("<what> must be a positive integer, got <value>")."""

@@ -20,7 +20,7 @@ import pickle
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -33,9 +33,9 @@ from .download import (
     how_to_get,
     missing_files,
     open_maybe_gzip,
-    open_temp,
-    resolve_data_dir,
+    require_folder,
 )
+from ..fileio import atomic_open
 
 __all__ = [
     "Dataset",
@@ -243,6 +243,7 @@ def load_mnist(
     dtype: Any = np.float32,
     download: bool = True,
     progress: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> MnistSplits:
     """Load MNIST with the book's split and scaling.
 
@@ -257,6 +258,8 @@ def load_mnist(
         dtype: float type of the images.
         download: fetch missing IDX files (and nothing else) from the mirrors.
         progress: show a download progress bar on stderr.
+        notify: called with a one-line message when a download starts or a
+            mirror fails (see :func:`nndl.data.fetch`); nndl never prints.
 
     Returns:
         ``MnistSplits(training, validation, test)`` with 50,000 / 10,000 /
@@ -264,12 +267,13 @@ def load_mnist(
         ``byte / 256``, each ``y`` shape ``(n,)``, int64 in 0..9.
 
     Raises:
-        DataError: files missing (with ``download=False``) or undownloadable,
-            corrupt, or not the expected sizes.
+        DataError: the folder does not exist (only the default cache folder
+            is created), files missing (with ``download=False``) or
+            undownloadable, corrupt, or not the expected sizes.
         ConfigError: ``dtype`` is not a float type.
     """
     dt = _float_dtype(dtype)
-    folder = resolve_data_dir(data_dir)
+    folder = require_folder(data_dir)
     missing = missing_files(folder)
     if missing:
         book = folder / BOOK_PICKLE
@@ -287,7 +291,7 @@ def load_mnist(
             raise DataError(
                 f"MNIST files missing from {folder}: {names}. {how_to_get(folder, missing)}"
             )
-        fetch(folder, progress=progress)
+        fetch(data_dir, progress=progress, notify=notify)
 
     paths = {name: find_file(folder, name) for name in MNIST_FILES}
     if any(p is None for p in paths.values()):  # deleted under our feet
@@ -316,18 +320,80 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8") -> bytes:
     return obj.encode("latin1")
 
 
-# The array reconstructor, whatever module this NumPy keeps it in.
+# NumPy's own reconstructors, whatever module this NumPy keeps them in.
 _reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
+_scalar = np.int64(0).__reduce__()[0]
 
-# Exactly the globals a pickle of plain NumPy arrays refers to. The book's
-# Python 2 file names numpy.core.multiarray; NumPy 2 writes numpy._core.
-# Mapping both to the function itself avoids importing the deprecated
-# numpy.core alias.
+# Kinds of the "plain numeric" dtypes a pickle may use: booleans, signed and
+# unsigned integers, floats. No objects (which would let the file name
+# arbitrary Python objects), strings or structured records.
+_PLAIN_KINDS = "biuf"
+
+
+def _refuse(what: str) -> DataError:
+    return DataError(f"pickle {what}: only plain NumPy arrays and numbers are accepted")
+
+
+def _check_dtype(dt: Any) -> np.dtype:
+    if (not isinstance(dt, np.dtype) or dt.kind not in _PLAIN_KINDS or dt.fields is not None
+            or dt.subdtype is not None):
+        raise _refuse(f"uses dtype {dt!r}")
+    return dt
+
+
+def _safe_dtype(obj: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """``numpy.dtype`` as pickles call it (``dtype('f4', False, True)``; Python 2
+    wrote ``0, 1``), for plain numeric types only."""
+    if not isinstance(obj, str) or align not in (0, 1) or copy not in (0, 1):
+        raise _refuse(f"builds a dtype from {obj!r}")
+    try:
+        dt = np.dtype(obj, bool(align), bool(copy))
+    except (TypeError, ValueError):
+        raise _refuse(f"builds a dtype from {obj!r}") from None
+    return _check_dtype(dt)
+
+
+def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+    """``ndarray.__reduce__``'s first step (an empty array, filled by ``__setstate__``)."""
+    if cls is not np.ndarray or shape != (0,) or typecode not in (b"b", "b"):
+        raise _refuse("reconstructs something other than a plain ndarray")
+    return _reconstruct(cls, shape, typecode)
+
+
+def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Protocol 5's array constructor (``numpy._core.numeric._frombuffer``)."""
+    _check_dtype(dtype)
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = buf.raw()
+    if (not isinstance(buf, (bytes, bytearray, memoryview)) or order not in ("C", "F")
+            or not isinstance(shape, tuple)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise _refuse("holds a malformed array")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(buf):
+        raise _refuse(f"holds an array of shape {shape} with {len(buf)} bytes of data")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    """A NumPy scalar such as ``np.int64(5)`` (what iterating over an array gives)."""
+    _check_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _refuse("holds a malformed NumPy number")
+    return _scalar(dtype, data)
+
+
+# Exactly the globals that pickles of plain NumPy arrays and numbers refer
+# to, each mapped to a checking stand-in. The book's Python 2 file names
+# numpy.core.multiarray; NumPy 2 writes numpy._core. Mapping both avoids
+# importing the deprecated numpy.core alias. Files written by the book's
+# expand_mnist.py hold lists of arrays and of NumPy integers (scalar);
+# protocol 5 pickles build arrays with _frombuffer.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    **{(f"{core}.multiarray", "_reconstruct"): _safe_reconstruct for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.multiarray", "scalar"): _safe_scalar for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.numeric", "_frombuffer"): _safe_frombuffer for core in ("numpy.core", "numpy._core")},
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _safe_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
 
@@ -350,8 +416,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise DataError(
-                f"{self._source}: refuses to load global {module}.{name}: "
-                "only plain NumPy arrays are accepted"
+                f"refuses to load global {module}.{name}: only plain NumPy arrays and numbers "
+                "are accepted"
             ) from None
 
 
@@ -361,12 +427,34 @@ def _describe_type(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
+def _as_array(items: Any, where: str, what: str) -> Any:
+    """A list of per-example rows or labels (as the book's expand_mnist.py
+    writes) stacked into one array; anything else returned as it is."""
+    if not isinstance(items, list):
+        return items
+    if what == "x":
+        first = items[0] if items else None
+        for i, row in enumerate(items):
+            if (type(row) is not np.ndarray or row.shape != (N_PIXELS,) or row.dtype.kind != "f"
+                    or row.dtype != first.dtype):
+                raise DataError(f"{where}: x[{i}] is not an image of 784 floats like x[0]")
+        return np.stack(items) if items else np.zeros((0, N_PIXELS), np.float32)
+    for i, label in enumerate(items):
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise DataError(f"{where}: y[{i}] is not an integer label")
+    return np.array(items, dtype=np.int64)
+
+
 def _check_book_part(part: Any, which: str, source: Path) -> Dataset:
-    """Check one ``(x, y)`` pair of the book's pickle and wrap it as a Dataset."""
+    """Check one ``(x, y)`` pair of the book's pickle and wrap it as a Dataset.
+
+    x and y are NumPy arrays (``mnist.pkl.gz``), or lists of images and of
+    labels (the book's ``expand_mnist.py`` writes ``[list(xs), list(ys)]``).
+    """
     where = f"{source}: {which} set"
-    if not (isinstance(part, tuple) and len(part) == 2):
-        raise DataError(f"{where}: expected an (x, y) 2-tuple, got {_describe_type(part)}")
-    x, y = part
+    if not (isinstance(part, (tuple, list)) and len(part) == 2):
+        raise DataError(f"{where}: expected an (x, y) pair, got {_describe_type(part)}")
+    x, y = _as_array(part[0], where, "x"), _as_array(part[1], where, "y")
     # type() is: subclasses (matrix, masked arrays) are not plain arrays.
     if type(x) is not np.ndarray or type(y) is not np.ndarray:
         raise DataError(f"{where}: expected two NumPy arrays, got {type(x).__name__}, {type(y).__name__}")
@@ -387,11 +475,16 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
 
     The file (gzipped or not) must hold exactly a 3-tuple (training,
     validation, test) of ``(x, y)`` 2-tuples, x float of shape ``(n, 784)``
-    with values in [0, 1] and y integer of shape ``(n,)`` in 0..9. The split
-    sizes are not checked here (:func:`load_mnist` does for the real data).
+    with values in [0, 1] and y integer of shape ``(n,)`` in 0..9. The file
+    the book's ``expand_mnist.py`` writes is accepted too: its training set
+    is a list ``[images, labels]`` of Python lists of 784-pixel arrays and of
+    NumPy integers. The split sizes are not checked here (:func:`load_mnist`
+    does for the real data).
 
-    Unlike ``pickle.load``, this never runs code from the file: only the
-    globals a plain NumPy array needs can be named in it.
+    Unlike ``pickle.load``, this never runs code from the file: the only
+    globals it may name are NumPy's array, dtype and scalar constructors,
+    each replaced by a stand-in that accepts only plain numeric dtypes
+    (booleans, integers, floats) and well-formed data.
 
     Raises:
         DataError: unreadable or corrupt file, a forbidden global, or the
@@ -402,8 +495,8 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
     with open_maybe_gzip(path) as (stream, is_gzip):
         try:
             obj = _ArrayOnlyUnpickler(stream, path).load()
-        except DataError:
-            raise
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
         except _GZIP_ERRORS as exc:
             what = "corrupt gzip stream" if is_gzip else "cannot read"
             raise DataError(f"{path}: {what}: {exc}") from exc
@@ -418,7 +511,7 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
                     raise DataError(f"{path}: corrupt gzip stream: {gz_exc}") from gz_exc
             raise DataError(f"{path}: not a valid pickle of NumPy arrays: {type(exc).__name__}: {exc}") from exc
 
-    if not (isinstance(obj, tuple) and len(obj) == 3):
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 3):
         raise DataError(
             f"{path}: expected a 3-tuple (training, validation, test), got {_describe_type(obj)}"
         )
@@ -453,16 +546,8 @@ def save_book_pickle(splits: Sequence[Dataset], path: str | os.PathLike[str]) ->
     obj = tuple((np.ascontiguousarray(s.x, dtype=np.float32),
                  np.ascontiguousarray(s.y, dtype=np.int64)) for s in splits)
     path = Path(path)
-    try:
-        tmp, raw = open_temp(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc}") from exc
-    try:
-        with raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
-            pickle.dump(obj, gz, protocol=2)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    # The gzip header records a file name: the target's, not the temporary file's.
+    with atomic_open(path) as raw, gzip.GzipFile(filename=path.name, fileobj=raw, mode="wb",
+                                                  compresslevel=6) as gz:
+        pickle.dump(obj, gz, protocol=2)
     return path
