@@ -44,3 +44,19 @@ def positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def shape_tuple(value, what: str) -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple of positive ints, else
+    ConfigError("<what> must be one or more positive integers, got <value>")."""
+    import numbers
+
+    items = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if (not items or isinstance(value, (str, bytes))
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in items)):
+        raise ConfigError(f"{what} must be one or more positive integers, got {value!r}")
+    return tuple(int(s) for s in items)

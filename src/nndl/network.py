@@ -11,9 +11,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import costs as costs_mod
-from .errors import ConfigError
+from .errors import ConfigError, shape_tuple
 from .layers.base import Layer
 from .layers.dense import Dense
+from .memory import check_network_memory
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -60,7 +61,7 @@ class Network:
             raise ConfigError("a network needs at least one layer")
         self.cost = costs_mod.get(cost)
         self.dtype = as_dtype(dtype)
-        self.input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+        self.input_shape = shape_tuple(input_shape, "input_shape")
         output = self.layers[-1]
         if output.activation is None:
             raise ConfigError(
@@ -71,6 +72,8 @@ class Network:
             if layer.activation is not None and not layer.activation.elementwise:
                 raise ConfigError(f"layer {i} ({layer!r}): softmax is only allowed in the output layer")
         generator = as_generator(rng)
+        # Absurd sizes are refused with the figures before anything is allocated.
+        check_network_memory(self.layers, self.input_shape, self.dtype)
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
