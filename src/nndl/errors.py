@@ -46,6 +46,17 @@ def positive_int(value, what: str) -> int:
     return int(value)
 
 
+def path_arg(value, what: str):
+    """``value`` as a :class:`pathlib.Path` if it is a str or path-like, else
+    ConfigError("<what> must be a file path, got <value>")."""
+    import os
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise ConfigError(f"{what} must be a file path, got {value!r}")
+
+
 def shape_tuple(value, what: str) -> tuple[int, ...]:
     """``value`` (an int or a sequence of ints) as a tuple of positive ints, else
     ConfigError("<what> must be one or more positive integers, got <value>")."""
