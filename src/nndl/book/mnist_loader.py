@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_book_pickle, load_mnist, resolve_data_dir
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 __all__ = ["load_data", "load_data_wrapper", "vectorized_result"]
 
@@ -88,6 +88,8 @@ def load_data_wrapper(filename=None, *, data_dir=None):
 def vectorized_result(j):
     """Return a 10-dimensional unit vector ``(10, 1)`` with a 1.0 in the jth
     position and zeroes elsewhere: the desired output for digit ``j``."""
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < 10:
+        raise ConfigError(f"vectorized_result: j must be a digit 0..9, got {j!r}")
     e = np.zeros((10, 1))
     e[j] = 1.0
     return e

@@ -41,6 +41,17 @@ def svm_correct(training_data, test_data, gamma="scale"):
     from sklearn import svm
 
     gamma = check_gamma(gamma)
+    for data, what in ((training_data, "training"), (test_data, "test")):
+        try:
+            n = len(data[1])
+        except (TypeError, IndexError, KeyError):
+            raise ConfigError(f"{what}_data must be an (images, digits) pair") from None
+        if n == 0:
+            raise ConfigError(f"the {what} set is empty")
+    digits = np.unique(np.asarray(training_data[1]))
+    if len(digits) < 2:
+        raise ConfigError(f"an SVM needs training images of at least two different digits; the "
+                          f"{len(training_data[1])} training image(s) given are all {digits[0]}s: use more")
     clf = svm.SVC(gamma=gamma)
     clf.fit(np.asarray(training_data[0]), np.asarray(training_data[1]))
     predictions = clf.predict(np.asarray(test_data[0]))

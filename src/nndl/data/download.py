@@ -106,6 +106,8 @@ class FileStatus(NamedTuple):
 def _resolve(data_dir: str | os.PathLike[str] | None) -> tuple[Path, str]:
     """The folder and where it came from: 'argument', 'NNDL_DATA' or 'cache'."""
     if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise DataError(f"data_dir must be a folder path, got {data_dir!r}")
         return Path(os.path.abspath(Path(data_dir).expanduser())), "argument"
     env = os.environ.get(ENV_VAR)
     if env:
@@ -352,6 +354,8 @@ def fetch(
         OutputError: a file could not be written (e.g. the disk is full).
     """
     say = notify or (lambda message: None)
+    if isinstance(mirrors, (str, bytes)) or not all(isinstance(m, str) for m in mirrors):
+        raise DataError(f"mirrors must be a list of base URLs, got {mirrors!r}")
     folder = require_folder(data_dir)
     todo = missing_files(folder)
     if not todo:

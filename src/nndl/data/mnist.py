@@ -15,6 +15,7 @@ Locating and downloading the files is :mod:`nndl.data.download`'s job.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -24,7 +25,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..checks import check_finite
+from ..errors import ConfigError, DataError, path_arg
 from .download import (
     BOOK_PICKLE,
     MNIST_FILES,
@@ -36,6 +38,7 @@ from .download import (
     require_folder,
 )
 from ..fileio import atomic_open
+from ..memory import available_memory, format_bytes
 
 __all__ = [
     "Dataset",
@@ -84,8 +87,11 @@ class Dataset:
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        x = np.asarray(self.x)
-        y = np.asarray(self.y)
+        try:
+            x = np.asarray(self.x)
+            y = np.asarray(self.y)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"Dataset needs arrays x (N, D) and y (N,) ({exc})") from None
         if x.ndim != 2:
             raise ConfigError(f"Dataset.x must have shape (N, D), got shape {x.shape}")
         if x.dtype.kind != "f":
@@ -96,6 +102,7 @@ class Dataset:
             raise ConfigError(f"Dataset.y must hold integer labels, got dtype {y.dtype}")
         if len(x) != len(y):
             raise ConfigError(f"Dataset has {len(x)} examples in x but {len(y)} labels in y")
+        check_finite(x, "Dataset.x")
         # Frozen dataclass: assign the normalised arrays through object.
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y.astype(np.int64, copy=False))
@@ -104,9 +111,19 @@ class Dataset:
         return len(self.y)
 
     def __getitem__(self, index: Any) -> Dataset:
-        if isinstance(index, (int, np.integer)):
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            if not -len(self) <= index < len(self):
+                raise ConfigError(f"Dataset index {index} is out of range for {len(self)} examples")
             index = [index]  # keep the batch axis: a Dataset of one example
-        return Dataset(self.x[index], self.y[index])
+        try:
+            x, y = self.x[index], self.y[index]
+        except (IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot index a Dataset with {index!r:.60}: {exc}") from None
+        # Parts of a checked Dataset need no second pass over the values.
+        part = object.__new__(Dataset)
+        object.__setattr__(part, "x", x)
+        object.__setattr__(part, "y", y)
+        return part
 
     def astype(self, dtype: Any) -> Dataset:
         """The same examples with ``x`` as ``dtype`` (a float type); no copy if unchanged."""
@@ -138,19 +155,17 @@ def _float_dtype(dtype: Any) -> np.dtype:
 # IDX files
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
-    """The file's bytes, gunzipped if they start with the gzip magic bytes."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
-    # Detect by content, not by name: a raw file may be called .gz and vice versa.
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except _GZIP_ERRORS as exc:
-            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
-    return data
+def _read_upto(stream: Any, n: int) -> bytes:
+    """Up to ``n`` bytes from ``stream`` (fewer only at the end), read in
+    chunks so that memory follows the bytes really there, not ``n``."""
+    parts, left = [], n
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -159,43 +174,62 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     Only the two kinds MNIST uses are accepted: magic ``0x00000801`` (labels,
     uint8, shape ``(N,)``) and ``0x00000803`` (images, uint8, shape
     ``(N, rows, cols)``). The payload must hold exactly as many bytes as the
-    header's dimensions say.
+    header's dimensions say. The file is streamed: no more than the header
+    declares is ever held in memory (a small gzip file that would inflate to
+    gigabytes is refused as soon as it passes the declared size), and a
+    header declaring more than the available memory is refused before
+    reading on.
 
     Returns:
         A read-only uint8 array, shape ``(N,)`` or ``(N, rows, cols)``.
 
     Raises:
-        DataError: unreadable file, corrupt gzip stream, wrong magic number,
-            short header, truncated payload or trailing bytes; the message
-            names the file.
+        DataError: unreadable file or not a regular file, corrupt gzip stream,
+            wrong magic number, short header, truncated payload or trailing
+            bytes, a size beyond the available memory; the message names the
+            file.
     """
-    path = Path(path)
-    data = _read_maybe_gzip(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: not an IDX file: only {len(data)} bytes")
-    magic = int.from_bytes(data[:4], "big")
-    if magic not in _IDX_KINDS:
-        raise DataError(
-            f"{path}: not an MNIST IDX file: magic number 0x{magic:08x}, expected "
-            "0x00000801 (labels) or 0x00000803 (images)"
-        )
-    ndim, kind = _IDX_KINDS[magic]
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise DataError(
-            f"{path}: truncated: the {kind} header needs {header_len} bytes but the file has {len(data)}"
-        )
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
-    got = len(data) - header_len
+    path = path_arg(path, "read_idx: path")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    with open_maybe_gzip(path) as (stream, is_gzip):
+        try:
+            head = _read_upto(stream, 4)
+            if len(head) < 4:
+                raise DataError(f"{path}: not an IDX file: only {len(head)} bytes")
+            magic = int.from_bytes(head, "big")
+            if magic not in _IDX_KINDS:
+                raise DataError(
+                    f"{path}: not an MNIST IDX file: magic number 0x{magic:08x}, expected "
+                    "0x00000801 (labels) or 0x00000803 (images)"
+                )
+            ndim, kind = _IDX_KINDS[magic]
+            header_len = 4 + 4 * ndim
+            head += _read_upto(stream, header_len - 4)
+            if len(head) < header_len:
+                raise DataError(
+                    f"{path}: truncated: the {kind} header needs {header_len} bytes but the file has {len(head)}"
+                )
+            dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            expected = math.prod(dims)
+            what = f"{dims[0]} {kind}" + (f" of {dims[1]}x{dims[2]}" if ndim == 3 else "")
+            available = available_memory()
+            if available is not None and expected > available:
+                raise DataError(f"{path}: header says {what} ({format_bytes(expected)}), more than the "
+                                f"{format_bytes(available)} of memory available; not an MNIST file")
+            data = _read_upto(stream, expected)
+            got = len(data)
+            while chunk := stream.read(1 << 20):   # count trailing bytes without keeping them
+                got += len(chunk)
+        except _GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
     if got != expected:
-        what = f"{dims[0]} {kind}" + (f" of {dims[1]}x{dims[2]}" if ndim == 3 else "")
         problem = "truncated" if got < expected else f"{got - expected} trailing bytes"
         raise DataError(
             f"{path}: {problem}: header says {what} ({expected} bytes) "
             f"but the file has {got} bytes after the header"
         )
-    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_len).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _check_idx_pair(
@@ -538,7 +572,7 @@ def save_book_pickle(splits: Sequence[Dataset], path: str | os.PathLike[str]) ->
     Returns:
         ``path`` as a Path.
     """
-    if len(splits) != 3 or not all(isinstance(s, Dataset) for s in splits):
+    if not isinstance(splits, (tuple, list)) or len(splits) != 3 or not all(isinstance(s, Dataset) for s in splits):
         raise ConfigError("save_book_pickle needs three Datasets (training, validation, test)")
     for s, which in zip(splits, MnistSplits._fields):
         if s.x.shape[1] != N_PIXELS:
