@@ -318,7 +318,7 @@ def _reason(exc: BaseException) -> str:
 def fetch(
     data_dir: str | os.PathLike[str] | None = None,
     *,
-    mirrors: Sequence[str] = MIRRORS,
+    mirrors: Sequence[str] | None = None,
     progress: bool = True,
     opener: Callable[..., Any] = urllib.request.urlopen,
     notify: Callable[[str], None] | None = None,
@@ -333,7 +333,7 @@ def fetch(
     Args:
         data_dir: the folder (see :func:`resolve_data_dir`). It must exist,
             unless it is nndl's default cache folder, which is created.
-        mirrors: base URLs ending in ``/``.
+        mirrors: base URLs ending in ``/`` (default :data:`MIRRORS`).
         progress: show a tqdm byte counter on stderr (it appears before
             connecting, labelled ``downloading <name>.gz``).
         opener: ``opener(url, timeout=seconds)`` returning a readable response
@@ -354,6 +354,7 @@ def fetch(
         OutputError: a file could not be written (e.g. the disk is full).
     """
     say = notify or (lambda message: None)
+    mirrors = MIRRORS if mirrors is None else mirrors
     if isinstance(mirrors, (str, bytes)) or not all(isinstance(m, str) for m in mirrors):
         raise DataError(f"mirrors must be a list of base URLs, got {mirrors!r}")
     folder = require_folder(data_dir)

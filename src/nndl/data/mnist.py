@@ -387,11 +387,16 @@ def _safe_dtype(obj: Any, align: Any = False, copy: Any = True) -> np.dtype:
     return _check_dtype(dt)
 
 
+class _NDArrayName:
+    """What the name ``numpy.ndarray`` stands for in a pickle: only an argument
+    of :func:`_safe_reconstruct`, never something the file can call."""
+
+
 def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
     """``ndarray.__reduce__``'s first step (an empty array, filled by ``__setstate__``)."""
-    if cls is not np.ndarray or shape != (0,) or typecode not in (b"b", "b"):
+    if cls is not _NDArrayName or shape != (0,) or typecode not in (b"b", "b"):
         raise _refuse("reconstructs something other than a plain ndarray")
-    return _reconstruct(cls, shape, typecode)
+    return _reconstruct(np.ndarray, shape, typecode)
 
 
 def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
@@ -426,7 +431,7 @@ _ALLOWED_GLOBALS = {
     **{(f"{core}.multiarray", "_reconstruct"): _safe_reconstruct for core in ("numpy.core", "numpy._core")},
     **{(f"{core}.multiarray", "scalar"): _safe_scalar for core in ("numpy.core", "numpy._core")},
     **{(f"{core}.numeric", "_frombuffer"): _safe_frombuffer for core in ("numpy.core", "numpy._core")},
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NDArrayName,
     ("numpy", "dtype"): _safe_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
