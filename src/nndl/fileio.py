@@ -201,29 +201,33 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None) -> Itera
     tmp, f = _create_temp(user_path, target, mode, encoding)
     existed = target.exists()
     keep = "; the existing file is unchanged" if existed else ""
+    def refused(exc: OSError) -> OutputError:
+        return OutputError(f"cannot write {user_path}: {_describe(exc)}{keep}")
+
     try:
-        with f:
-            if existed:
-                with contextlib.suppress(OSError):
-                    os.chmod(f.fileno(), stat.S_IMODE(os.stat(target).st_mode))
-            try:
-                yield f
-            except OSError as exc:
-                # Only the disk's refusals are ours to explain; any other
-                # error belongs to the caller's code and propagates as is.
-                if isinstance(exc, OutputError) or exc.errno not in _WRITE_ERRNOS:
-                    raise
-                raise OutputError(f"cannot write {user_path}: {_describe(exc)}{keep}") from None
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise OutputError(f"cannot write {user_path}: {_describe(exc)}{keep}") from None
+        if existed:
+            with contextlib.suppress(OSError):
+                os.chmod(f.fileno(), stat.S_IMODE(os.stat(target).st_mode))
         try:
+            yield f
+        except OSError as exc:
+            # Only the disk's refusals are ours to explain; any other
+            # error belongs to the caller's code and propagates as is.
+            if isinstance(exc, OutputError) or exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise refused(exc) from None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
             os.replace(tmp, target)
         except OSError as exc:
-            raise OutputError(f"cannot write {user_path}: {_describe(exc)}{keep}") from None
+            raise refused(exc) from None
     except BaseException:
+        # Closing flushes what is buffered, which fails again on a full disk:
+        # that second error says nothing new.
+        with contextlib.suppress(OSError):
+            f.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
