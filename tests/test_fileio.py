@@ -178,15 +178,31 @@ def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
 
 # -- failures name the user's path and change nothing --------------------------------
 
-def test_missing_folder_and_folder_path(tmp_path):
+def test_missing_folders_are_made_and_unmade_on_failure(tmp_path):
+    path = tmp_path / "runs" / "a" / "net.npz"
+    nndl.save(_net(), path)
+    assert _listing(tmp_path / "runs" / "a") == ["net.npz"]
+    with pytest.raises(ZeroDivisionError):
+        with atomic_open(tmp_path / "new" / "deeper" / "h.json", "w") as f:
+            f.write("half")
+            1 / 0
+    assert _listing(tmp_path) == ["runs"]                   # the folders made for it are gone again
     with pytest.raises(OutputError) as e:
-        nndl.save(_net(), tmp_path / "typo" / "net.npz")
-    assert str(e.value) == f"cannot write {tmp_path / 'typo' / 'net.npz'}: the folder {tmp_path / 'typo'} does not exist"
-    assert _listing(tmp_path) == []                        # the folder was not created
+        atomic_write_text(tmp_path / "typo" / "h.json", "x", parents=False)
+    assert str(e.value) == f"cannot write {tmp_path / 'typo' / 'h.json'}: the folder {tmp_path / 'typo'} does not exist"
+    assert _listing(tmp_path) == ["runs"]
+
+
+def test_a_file_on_the_way_or_a_folder_at_the_path(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(OutputError) as e:
+        nndl.save(_net(), tmp_path / "notes.txt" / "sub" / "net.npz")
+    assert str(e.value) == (f"cannot write {tmp_path / 'notes.txt' / 'sub' / 'net.npz'}: "
+                            f"{tmp_path / 'notes.txt'} is not a folder")
     (tmp_path / "runs").mkdir()
     with pytest.raises(OutputError, match=f"cannot write {tmp_path / 'runs'}: it is a folder"):
         _history().to_json(tmp_path / "runs")
-    assert _listing(tmp_path / "runs") == []
+    assert _listing(tmp_path) == ["notes.txt", "runs"] and _listing(tmp_path / "runs") == []
 
 
 FILL_THE_DISK = """
@@ -267,16 +283,17 @@ def _run_unprivileged(fn):
 
 
 @pytest.mark.parametrize("call", ["save", "check_writable"])
-def test_a_read_only_folder_is_refused_naming_the_path(read_only_folder, call):
-    path = read_only_folder / "net.npz"
-    before = path.read_bytes()
+@pytest.mark.parametrize("name", ["net.npz", "sub/net.npz"])
+def test_a_read_only_folder_is_refused_naming_the_path(read_only_folder, call, name):
+    path = read_only_folder / name
+    before = (read_only_folder / "net.npz").read_bytes()
     fn = {"save": lambda: str(nndl.save(_net(5), path)),
           "check_writable": lambda: str(check_writable(path, (".npz",)))}[call]
     kind, message = _run_unprivileged(fn)
     assert kind == "error"
     assert message == (f"OutputError: cannot write {path}: the folder {read_only_folder} is not writable "
                        "(Permission denied)")
-    assert path.read_bytes() == before and _listing(read_only_folder) == ["net.npz"]
+    assert (read_only_folder / "net.npz").read_bytes() == before and _listing(read_only_folder) == ["net.npz"]
 
 
 def test_check_writable(tmp_path):
@@ -286,12 +303,14 @@ def test_check_writable(tmp_path):
     cases = {
         tmp_path / "net.txt": "--save {p}: '.txt' is not a known extension; use .npz or .json",
         tmp_path / "net": "--save {p}: no extension is not a known extension; use .npz or .json",
-        tmp_path / "nope" / "net.npz": "cannot write {p}: the folder " + str(tmp_path / "nope") + " does not exist",
     }
     for path, message in cases.items():
         with pytest.raises(OutputError) as e:
             check_writable(path, (".npz", ".json"), what="--save")
         assert str(e.value) == message.format(p=path)
+    assert check_writable(tmp_path / "new" / "net.npz", (".npz",)) == tmp_path / "new" / "net.npz"
+    with pytest.raises(OutputError, match=f"the folder {tmp_path / 'new'} does not exist"):
+        check_writable(tmp_path / "new" / "net.npz", parents=False)
     (tmp_path / "dir.json").mkdir()
     with pytest.raises(OutputError, match="it is a folder"):
         check_writable(tmp_path / "dir.json", (".json",))

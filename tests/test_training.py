@@ -200,7 +200,6 @@ def test_history_json_round_trip(tmp_path):
     h.append({"epoch_seconds": 0.25, "eta": 0.5, "test_accuracy": 0.9, "test_cost": 0.31})
     h.append({"epoch_seconds": 0.5, "eta": 0.25, "test_accuracy": 0.925, "test_cost": 0.29})
     path = tmp_path / "sub" / "history.json"
-    path.parent.mkdir()           # writers never create folders (a typo would become one)
     h.to_json(path)
     back = History.from_json(path)
     assert back.data == h.data and back.epochs == 2

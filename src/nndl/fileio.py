@@ -19,6 +19,10 @@ What a save promises:
   the process that made them no longer runs, or they were last written
   :data:`STALE_AFTER_S` seconds ago or more (longer than any save takes;
   this also covers a process id reused after a reboot).
+* **Folders on the way are made** (``mkdir -p``), and removed again if the
+  save fails; ``parents=False`` refuses a missing folder instead. (Data
+  folders are another matter: :mod:`nndl.data` never creates a folder the
+  user named, see :func:`nndl.data.download.require_folder`.)
 * **Errors name your path.** Failures raise :class:`~nndl.errors.OutputError`
   saying which path could not be written and why (the folder is missing or
   read-only, the path is a folder, the disk is full), never the hidden
@@ -124,20 +128,54 @@ def remove_stale_temps(path) -> list[Path]:
     return removed
 
 
-def _check_target(user_path: Path, target: Path, error: type[Exception]) -> Path:
-    """Raise ``error`` unless ``target``'s folder exists and ``target`` is not a folder."""
+def _check_target(user_path: Path, target: Path, parents: bool) -> tuple[Path, list[Path]]:
+    """``(folder, missing)``: ``target``'s folder and the folders that must be
+    made for it to exist, outermost first. OutputError if ``target`` is a
+    folder, if the nearest existing ancestor is a file, or if folders are
+    missing and ``parents`` is false."""
     folder = _folder(target)
     if target.is_dir():
-        raise error(f"cannot write {user_path}: it is a folder; give a file name")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise error(f"cannot write {user_path}: the folder {folder} {what}")
-    return folder
+        raise OutputError(f"cannot write {user_path}: it is a folder; give a file name")
+    missing, anchor = [], folder
+    while not anchor.exists() and anchor.parent != anchor:
+        missing.append(anchor)
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise OutputError(f"cannot write {user_path}: {anchor} is not a folder")
+    if missing and not parents:
+        raise OutputError(f"cannot write {user_path}: the folder {folder} does not exist")
+    return folder, missing[::-1]
 
 
-def _create_temp(user_path: Path, target: Path, mode: str, encoding: str | None) -> tuple[Path, IO]:
-    """A new temporary file beside ``target``, opened for writing."""
-    folder = _folder(target)
+def _make_folders(user_path: Path, missing: list[Path]) -> list[Path]:
+    """Create ``missing`` (outermost first); return those made."""
+    made = []
+    for folder in missing:
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue                     # made meanwhile by someone else: fine
+        except OSError as exc:
+            _remove_folders(made)
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise OutputError(f"cannot write {user_path}: the folder {folder.parent} is not writable "
+                                  f"({_describe(exc)})") from None
+            raise OutputError(f"cannot write {user_path}: cannot create the folder {folder} "
+                              f"({_describe(exc)})") from None
+        made.append(folder)
+    return made
+
+
+def _remove_folders(made: list[Path]) -> None:
+    """Undo :func:`_make_folders` (innermost first), where they are still empty."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _create_temp(user_path: Path, folder: Path, target: Path, mode: str,
+                 encoding: str | None) -> tuple[Path, IO]:
+    """A new temporary file for ``target`` in ``folder``, opened for writing."""
     prefix = _temp_prefix(target)
     for _ in range(100):
         tmp = folder / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
@@ -169,7 +207,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO]:
+def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, parents: bool = True) -> Iterator[IO]:
     """``with atomic_open(path) as f: ...`` writes ``path`` all or nothing.
 
     ``f`` is a new temporary file beside ``path`` (``f.name`` is its path, for
@@ -182,13 +220,17 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None) -> Itera
 
     Args:
         path: the file to write; a symlink is followed (the file it points to
-            is replaced). Its folder must exist.
+            is replaced).
         mode: ``"wb"`` or ``"w"`` (text).
         encoding: for text mode; default UTF-8.
+        parents: create missing folders on the way to ``path`` (removed
+            again if the write fails); with ``False`` a missing folder is an
+            error.
 
     Raises:
-        OutputError: the path is a folder, its folder is missing or not
-            writable, or the disk refused the bytes.
+        OutputError: the path is a folder, a folder on the way is a file,
+            missing (with ``parents=False``) or not writable, or the disk
+            refused the bytes.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open writes with mode 'wb' or 'w', not {mode!r}")
@@ -196,9 +238,14 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None) -> Itera
         encoding = "utf-8"
     user_path = Path(path)
     target = _target(user_path)
-    folder = _check_target(user_path, target, OutputError)
+    folder, missing = _check_target(user_path, target, parents)
+    made = _make_folders(user_path, missing)
     remove_stale_temps(target)
-    tmp, f = _create_temp(user_path, target, mode, encoding)
+    try:
+        tmp, f = _create_temp(user_path, folder, target, mode, encoding)
+    except BaseException:
+        _remove_folders(made)
+        raise
     existed = target.exists()
     keep = "; the existing file is unchanged" if existed else ""
     def refused(exc: OSError) -> OutputError:
@@ -230,40 +277,46 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None) -> Itera
             f.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _remove_folders(made)
         raise
     _fsync_folder(folder)
 
 
-def atomic_write(path, write: Callable[[IO], None], mode: str = "wb") -> Path:
+def atomic_write(path, write: Callable[[IO], None], mode: str = "wb", *, parents: bool = True) -> Path:
     """Call ``write(f)`` on a temporary file and move it to ``path`` (see :func:`atomic_open`)."""
-    with atomic_open(path, mode) as f:
+    with atomic_open(path, mode, parents=parents) as f:
         write(f)
     return Path(path)
 
 
-def atomic_write_text(path, text: str) -> Path:
+def atomic_write_text(path, text: str, *, parents: bool = True) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write(path, lambda f: f.write(text), mode="w")
+    return atomic_write(path, lambda f: f.write(text), mode="w", parents=parents)
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
+def atomic_write_bytes(path, data: bytes, *, parents: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return atomic_write(path, lambda f: f.write(data), mode="wb")
+    return atomic_write(path, lambda f: f.write(data), mode="wb", parents=parents)
 
 
-def check_writable(path, suffixes: Iterable[str] | None = None, *, what: str = "output") -> Path:
+def check_writable(path, suffixes: Iterable[str] | None = None, *, what: str = "output",
+                   parents: bool = True) -> Path:
     """Check, without writing it, that :func:`atomic_open` could write ``path``.
 
-    Cheap enough to call before a long run: the path must not be a folder, its
-    folder must exist and accept a new file (tested by creating and removing
-    a temporary file there, which also catches read-only filesystems and
-    permissions that ``os.access`` misjudges), and, when ``suffixes`` is
-    given, its extension must be one of them (case-insensitive).
+    Cheap enough to call before a long run: the path must not be a folder;
+    its folder must exist (or, with ``parents``, be creatable: its nearest
+    existing ancestor is a folder) and accept a new file, tested by creating
+    and removing a temporary file there, which also catches read-only
+    filesystems and permissions that ``os.access`` misjudges; and, when
+    ``suffixes`` is given, its extension must be one of them
+    (case-insensitive). Nothing is left behind, no folder is created.
 
     Args:
         path: the file a run will write.
         suffixes: allowed extensions with their dot, e.g. ``(".npz", ".json")``.
         what: what the file is, for the message (e.g. ``"--save"``).
+        parents: as for :func:`atomic_open`; ``False`` requires the folder
+            to exist already.
 
     Returns:
         ``path`` as a Path.
@@ -279,8 +332,9 @@ def check_writable(path, suffixes: Iterable[str] | None = None, *, what: str = "
             raise OutputError(f"{what} {user_path}: {got} is not a known extension; "
                               f"use {' or '.join(allowed)}")
     target = _target(user_path)
-    _check_target(user_path, target, OutputError)
-    tmp, f = _create_temp(user_path, target, "wb", None)
+    folder, missing = _check_target(user_path, target, parents)
+    probe_in = missing[0].parent if missing else folder     # where the first new entry would go
+    tmp, f = _create_temp(user_path, probe_in, target, "wb", None)
     f.close()
     with contextlib.suppress(OSError):
         os.unlink(tmp)
