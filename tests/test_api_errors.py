@@ -31,6 +31,7 @@ MISUSES = {
     "sizes an int": (lambda: Network.from_sizes(784), ConfigError, "sizes must be at least two positive integers, got [784]"),
     "sizes with a bool": (lambda: Network.from_sizes([784, True, 10]), ConfigError, "sizes must be at least two"),
     "layers None": (lambda: Network(None), ConfigError, "a network needs at least one layer"),
+    "layers of numbers": (lambda: Network([Dense(3), 2]), ConfigError, "layer 1 is not a layer (nndl.layers.Layer) but 2"),
     "negative seed": (lambda: Network([Dense(2)], rng=-1), ConfigError, "integer seed >= 0, got -1"),
     "dtype an int": (lambda: Network([Dense(2)], dtype=3), ConfigError, "dtype must be float32 or float64, got 3"),
     "input_shape 0": (lambda: Network([Dense(2)], input_shape=0), ConfigError, "input_shape must be one or more positive integers, got 0"),

@@ -60,6 +60,9 @@ class Network:
         self.layers = list(layers) if isinstance(layers, (list, tuple)) else None
         if not self.layers:
             raise ConfigError("a network needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"layer {i} is not a layer (nndl.layers.Layer) but {layer!r:.60}")
         self.cost = costs_mod.get(cost)
         self.dtype = as_dtype(dtype)
         self.input_shape = shape_tuple(input_shape, "input_shape")
