@@ -113,6 +113,8 @@ def test_missing_data_files_are_named(tmp_path, capsys, monkeypatch):
     import nndl.data.download as dl
     monkeypatch.setattr(dl, "MIRRORS", ["http://127.0.0.1:9/"])
     code, _, err = run_cli(capsys, "train", "--data-dir", empty, "--epochs", "1", "--no-progress")
+    notice, err = err.split("\n", 1)       # the download notice comes first, at once
+    assert notice == "nndl: downloading train-images-idx3-ubyte.gz from http://127.0.0.1:9/"
     assert_one_line_error(code, err, "train-images-idx3-ubyte", str(empty))
 
 

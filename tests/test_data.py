@@ -328,8 +328,8 @@ def test_load_mnist_fetches_only_missing_files(tmp_path, monkeypatch, real_split
         shutil.copy(_real_path(name), tmp_path / _real_path(name).name)
     log: list[str] = []
     real_fetch = mnist_mod.fetch
-    monkeypatch.setattr(mnist_mod, "fetch", lambda folder, progress: real_fetch(
-        folder, progress=progress, opener=make_opener(serve_real, log)))
+    monkeypatch.setattr(mnist_mod, "fetch", lambda folder, progress, notify: real_fetch(
+        folder, progress=progress, notify=notify, opener=make_opener(serve_real, log)))
     splits = load_mnist(tmp_path, download=True, progress=False)
     assert log == [MIRRORS[0] + "t10k-labels-idx1-ubyte.gz"]
     assert_splits_equal(splits, real_splits)
@@ -449,9 +449,13 @@ def _set(i, x=None, y=None):
 @pytest.mark.parametrize("make, match", [
     (lambda: "not a tuple", "expected a 3-tuple .* got a str"),
     (lambda: _parts()[:2], "expected a 3-tuple .* got a tuple of length 2"),
-    (lambda: list(_parts()), "expected a 3-tuple .* got a list"),
-    (lambda: _parts(lambda p: p.__setitem__(0, list(p[0]))),
-     r"training set: expected an \(x, y\) 2-tuple, got a list"),
+    (lambda: list(_parts())[:1], "expected a 3-tuple .* got a list of length 1"),
+    (lambda: _parts(lambda p: p.__setitem__(0, list(p[0]) * 2)),
+     r"training set: expected an \(x, y\) pair, got a list of length 4"),
+    (lambda: _parts(lambda p: p.__setitem__(0, [list(p[0][0]), list(p[0][1][:-1]) + [True]])),
+     r"training set: y\[\d+\] is not an integer label"),
+    (lambda: _parts(lambda p: p.__setitem__(0, [list(p[0][0][:-1]) + [p[0][0][0, :5]], p[0][1]])),
+     r"training set: x\[\d+\] is not an image of 784 floats"),
     (lambda: _parts(_set(1, x=lambda x: x.reshape(-1, 28, 28))),
      r"validation set: x must be a float array of shape \(n, 784\)"),
     (lambda: _parts(_set(0, x=lambda x: (x * 256).astype(np.uint8))), "training set: x must be a float"),
@@ -496,7 +500,8 @@ def test_load_mnist_from_book_pickle(tmp_path, monkeypatch):
 
 @needs_mnist
 def test_fetch_lands_verified_files_atomically(tmp_path):
-    folder = tmp_path / "new" / "mnist"  # created by fetch
+    folder = tmp_path / "new" / "mnist"
+    folder.mkdir(parents=True)  # fetch creates only the default cache folder
     seen_partial = []
 
     def serve(mirror, filename):
@@ -504,7 +509,7 @@ def test_fetch_lands_verified_files_atomically(tmp_path):
 
         def check():  # while bytes arrive, only a hidden temp file exists
             assert not target.exists()
-            seen_partial.append([p.name for p in folder.iterdir() if p.name.endswith(".part")])
+            seen_partial.append([p.name for p in folder.iterdir() if ".nndl-tmp-" in p.name])
         return FakeResponse(_real_gz_bytes(filename.removesuffix(".gz")), on_read=check)
 
     log: list[str] = []
@@ -547,6 +552,7 @@ def test_fetch_bad_mirror_then_good_one(tmp_path):
 
 def test_fetch_all_mirrors_fail(tmp_path):
     folder = tmp_path / "mnist"
+    folder.mkdir()
 
     def serve(mirror, filename):
         if mirror == "https://corrupt.example/":

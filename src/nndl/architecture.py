@@ -55,6 +55,8 @@ def parse_layers(spec: str, *, activation="sigmoid", init=None, image_shape=(1, 
     (the book's: ``network3`` for conv-pool layers, ``default`` otherwise).
     Each layer's ``spec`` is the token that made it, for error messages.
     Raises ConfigError naming the token that does not parse."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"a layer spec is a string such as 'conv:20:5,pool:2,dense:100,softmax:10', got {spec!r}")
     act = activations.get(activation).name
     if init is not None:
         init = initializers.get(init)   # an unknown name fails here, once, before any layer

@@ -204,10 +204,15 @@ def _version() -> str:
 
 
 # -- commands --------------------------------------------------------------------
+def _notify(message: str) -> None:
+    """Download notices ("downloading ... from ...", a mirror failing), at once."""
+    print(f"nndl: {message}", file=sys.stderr, flush=True)
+
+
 def _load_data(data_dir, progress: bool):
     from .data import load_mnist
 
-    return load_mnist(data_dir, progress=progress)
+    return load_mnist(data_dir, progress=progress, notify=_notify)
 
 
 #: ``nndl train`` options that are not fields of the run configuration
@@ -394,7 +399,7 @@ def cmd_data(args) -> int:
     from .data import describe, fetch, verify
 
     if args.fetch:
-        fetch(args.data_dir)
+        fetch(args.data_dir, notify=_notify)
     print(describe(args.data_dir))
     statuses = verify(args.data_dir)
     return 0 if all(s.ok for s in statuses) else EXIT_ERROR
@@ -407,9 +412,10 @@ def cmd_baseline(args) -> int:
         correct, total = baselines.run_darkness(args.data_dir)
         print("Baseline classifier using average darkness of image.")
     else:
-        print("Baseline classifier using an SVM.")
         correct, total = baselines.run_svm(args.data_dir, gamma=args.gamma, n_train=args.train_size,
-                                           n_test=args.test_size)
+                                           n_test=args.test_size,
+                                           on_fit=lambda: print("Baseline classifier using an SVM.",
+                                                                flush=True))
     print(f"{correct} of {total} values correct.")
     return 0
 

@@ -22,8 +22,10 @@ from .registry import lookup
 def one_hot(y: np.ndarray, n: int, dtype=np.float64) -> np.ndarray:
     """Integer labels ``(N,)`` -> one-hot rows ``(N, n)`` (the book's vectorized_result)."""
     y = np.asarray(y)
-    if y.ndim != 1:
-        raise ConfigError(f"labels must be a 1-D array of integers, got shape {y.shape}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"one_hot: the number of classes must be a positive integer, got {n!r}")
+    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
+        raise ConfigError(f"labels must be a 1-D array of integers, got {y.dtype} of shape {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= n):
         raise ConfigError(f"labels must lie in 0..{n - 1} for {n} output neurons, got {y.min()}..{y.max()}")
     out = np.zeros((y.shape[0], n), dtype=dtype)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, positive_int
 
 __all__ = ["vote", "ensemble_accuracy"]
 
@@ -34,9 +34,12 @@ def vote(networks: Sequence, x: np.ndarray, *, batch_size: int = 1000) -> np.nda
     Returns:
         int64 predictions ``(N,)``.
     """
-    networks = list(networks)
-    if not networks:
-        raise ConfigError("vote needs at least one network")
+    if not isinstance(networks, (list, tuple)) or not networks:
+        raise ConfigError(f"vote needs a list of at least one network, got {networks!r:.80}")
+    for i, net in enumerate(networks):
+        if not callable(getattr(net, "feedforward", None)):
+            raise ConfigError(f"network {i} has no feedforward(x) method: got {type(net).__name__}")
+    batch_size = positive_int(batch_size, "batch_size")
     n = len(x)
     votes = None
     summed = None
@@ -64,6 +67,8 @@ def ensemble_accuracy(networks: Sequence, x: np.ndarray, y: np.ndarray, *, batch
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise ConfigError(f"labels must have shape ({len(x)},) to match the inputs, got {y.shape}")
+    if y.dtype.kind not in "iu":
+        raise ConfigError(f"labels must be integer class numbers, got dtype {y.dtype}")
     if not len(y):
         raise ConfigError("ensemble_accuracy needs at least one example")
     return float(np.mean(vote(networks, x, batch_size=batch_size) == y))

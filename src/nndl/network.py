@@ -11,9 +11,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import costs as costs_mod
-from .errors import ConfigError
+from .checks import as_inputs, as_labels
+from .errors import ConfigError, positive_int, shape_tuple
 from .layers.base import Layer
 from .layers.dense import Dense
+from .memory import check_network_memory
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -24,7 +26,7 @@ def as_dtype(dtype) -> np.dtype:
         dt = np.dtype(DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
 
@@ -33,9 +35,9 @@ def as_generator(rng) -> np.random.Generator:
     """A Generator from a Generator, an int seed, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
         return np.random.default_rng(rng)
-    raise ConfigError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+    raise ConfigError(f"rng must be a numpy.random.Generator or an integer seed >= 0, got {rng!r}")
 
 
 class Network:
@@ -55,12 +57,15 @@ class Network:
 
     def __init__(self, layers: Sequence[Layer], cost="quadratic", *, input_shape=(784,),
                  rng=None, dtype="float32") -> None:
-        self.layers = list(layers)
+        self.layers = list(layers) if isinstance(layers, (list, tuple)) else None
         if not self.layers:
             raise ConfigError("a network needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"layer {i} is not a layer (nndl.layers.Layer) but {layer!r:.60}")
         self.cost = costs_mod.get(cost)
         self.dtype = as_dtype(dtype)
-        self.input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+        self.input_shape = shape_tuple(input_shape, "input_shape")
         output = self.layers[-1]
         if output.activation is None:
             raise ConfigError(
@@ -71,6 +76,8 @@ class Network:
             if layer.activation is not None and not layer.activation.elementwise:
                 raise ConfigError(f"layer {i} ({layer!r}): softmax is only allowed in the output layer")
         generator = as_generator(rng)
+        # Absurd sizes are refused with the figures before anything is allocated.
+        check_network_memory(self.layers, self.input_shape, self.dtype)
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
@@ -96,7 +103,7 @@ class Network:
         ``output_activation`` (default: softmax for the log-likelihood cost,
         else ``activation``).
         """
-        sizes = list(sizes)
+        sizes = list(sizes) if isinstance(sizes, (list, tuple, np.ndarray)) else [sizes]
         if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
                                  for s in sizes):
             raise ConfigError(f"sizes must be at least two positive integers, got {sizes!r}")
@@ -108,18 +115,15 @@ class Network:
         return cls(layers, cost_obj, input_shape=(sizes[0],), rng=rng, dtype=dtype)
 
     # -- computation ---------------------------------------------------------
-    def check_input(self, x: np.ndarray) -> np.ndarray:
-        """``x`` as an array of the network's dtype, after checking its per-example shape."""
-        x = np.asarray(x)
-        if x.shape[1:] != self.input_shape:
-            raise ConfigError(
-                f"input has per-example shape {x.shape[1:]}, but the network expects {self.input_shape}"
-            )
-        return x.astype(self.dtype, copy=False)
+    def check_input(self, x: np.ndarray, *, name: str = "x", finite: bool = True) -> np.ndarray:
+        """``x`` as ``(N, *input_shape)`` in the network's dtype; non-numeric,
+        misshapen or (with ``finite``) NaN/infinite inputs are refused
+        (:func:`nndl.checks.as_inputs`; ``name`` names the array in the message)."""
+        return as_inputs(x, self.input_shape, self.dtype, name=name, finite=finite)
 
     def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
         """Output activations ``(N, n_outputs)`` for inputs ``(N, *input_shape)``."""
-        a = self.check_input(x)
+        a = self.check_input(x, finite=False)   # per mini-batch: the caller checked the data set
         for layer in self.layers:
             a = layer.forward(a, train=train)
         return a
@@ -128,6 +132,9 @@ class Network:
         """Fill every layer's ``grads`` with dC/dparam summed over the batch
         last passed to :meth:`forward`, for integer labels ``y`` ``(N,)``."""
         out = self.layers[-1]
+        if getattr(out, "a", None) is None:
+            raise ConfigError("call forward(x, train=True) before backward(y)")
+        y = as_labels(y, len(out.a), out.a.shape[-1])
         self.backward_delta(self.cost.delta(out.z, out.a, y, out.activation))   # BP1
 
     def backward_delta(self, delta: np.ndarray) -> None:
@@ -142,6 +149,7 @@ class Network:
     def feedforward(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Inference outputs ``(N, n_outputs)``, computed in chunks to bound memory."""
         x = self.check_input(x)
+        batch_size = positive_int(batch_size, "batch_size")
         if len(x) <= batch_size:
             return self.forward(x)
         return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -152,12 +160,16 @@ class Network:
 
     def accuracy(self, x: np.ndarray, y: np.ndarray) -> int:
         """Number of inputs classified correctly."""
-        return int(np.sum(self.predict(x) == np.asarray(y)))
+        predicted = self.predict(x)
+        return int(np.sum(predicted == as_labels(y, len(predicted), self.output_shape[0])))
 
     def total_cost(self, x: np.ndarray, y: np.ndarray, regularizers: Iterable = (), n: int | None = None) -> float:
         """Mean cost over the examples plus the weight penalties for a training set of size ``n``."""
         a = self.feedforward(x)
-        c = self.cost.fn(a, np.asarray(y)) / max(len(a), 1)
+        y = as_labels(y, len(a), self.output_shape[0])
+        if not isinstance(regularizers, (list, tuple)):
+            raise ConfigError(f"regularizers must be a list (e.g. [L2(5.0)]), got {regularizers!r}")
+        c = self.cost.fn(a, y) / max(len(a), 1)
         weights = self.regularized_params()
         for r in regularizers:
             c += r.penalty(weights, n or len(a))
@@ -177,6 +189,8 @@ class Network:
 
     def set_params(self, params: list[dict[str, np.ndarray]]) -> None:
         """Copy parameters in place (shapes must match)."""
+        if not isinstance(params, (list, tuple)) or not all(isinstance(p, dict) for p in params):
+            raise ConfigError("params must be a list of one dict per layer (as get_params returns)")
         if len(params) != len(self.layers):
             raise ConfigError(f"expected parameters for {len(self.layers)} layers, got {len(params)}")
         for i, (layer, p) in enumerate(zip(self.layers, params)):

@@ -18,6 +18,8 @@ class Regularizer:
     name: str = ""
 
     def __init__(self, lmbda: float) -> None:
+        if isinstance(lmbda, bool) or not isinstance(lmbda, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{self.name} regularisation parameter lambda must be a number >= 0, got {lmbda!r}")
         lmbda = float(lmbda)
         if not np.isfinite(lmbda) or lmbda < 0:
             raise ConfigError(f"{self.name} regularisation parameter lambda must be >= 0, got {lmbda}")

@@ -38,14 +38,18 @@ def run_darkness(data_dir=None) -> tuple[int, int]:
     return count_correct(training_data, test_data), len(test_data[1])
 
 
-def run_svm(data_dir=None, gamma="scale", n_train=None, n_test=None) -> tuple[int, int]:
+def run_svm(data_dir=None, gamma="scale", n_train=None, n_test=None, *, on_fit=None) -> tuple[int, int]:
     """SVM baseline: fit on the first ``n_train`` training images (default all
     50,000), test on the first ``n_test`` test images (default all 10,000);
-    returns ``(correct, total)``."""
-    from .mnist_svm import check_gamma, svm_correct
+    returns ``(correct, total)``. ``on_fit()``, if given, is called once the
+    data is loaded and checked, before the fit (which takes minutes)."""
+    from .mnist_svm import check_gamma, check_svm_data, svm_correct
 
     check_gamma(gamma)
     training_data, test_data = _load(data_dir)
     training_data = _first(training_data, n_train, "n_train")
     test_data = _first(test_data, n_test, "n_test")
+    check_svm_data(training_data, test_data)
+    if on_fit is not None:
+        on_fit()
     return svm_correct(training_data, test_data, gamma), len(test_data[1])

@@ -48,6 +48,10 @@ def _images_labels(data, what):
                           f"{images.shape} and {digits.shape}")
     if digits.dtype.kind not in "iu":
         raise ConfigError(f"{what}: digits must be integers, got dtype {digits.dtype}")
+    if not len(digits):
+        raise ConfigError(f"{what} is empty")
+    if digits.min() < 0:
+        raise ConfigError(f"{what}: digits must be >= 0, got {digits.min()}")
     return images, digits
 
 

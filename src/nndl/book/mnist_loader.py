@@ -4,7 +4,11 @@
 The book's MNIST loader with its API unchanged, reading from the folder nndl
 uses (:func:`nndl.data.resolve_data_dir`: an explicit ``data_dir``, else
 ``$NNDL_DATA``, else the user cache; missing files are downloaded) instead of
-``mnist.pkl.gz`` in the working directory.
+``mnist.pkl.gz`` in the working directory. The book's own layout is honoured
+too: without ``data_dir``, when nndl's folder holds no MNIST yet and
+``../data/mnist.pkl.gz`` exists relative to the working directory (where the
+book's scripts, run from ``src/``, expect it), that file is read instead of
+downloading anything.
 
 ``load_data()`` returns the book's structures; ``load_data_wrapper()``
 returns *lists* of ``(x, y)`` pairs rather than the one-shot ``zip``
@@ -19,11 +23,36 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_book_pickle, load_mnist, resolve_data_dir
-from ..errors import DataError
+from ..data.download import missing_files
+from ..errors import ConfigError, DataError
 
 __all__ = ["load_data", "load_data_wrapper", "vectorized_result"]
 
 BOOK_FILE = "mnist.pkl.gz"
+
+#: Where the book's scripts look for the data, relative to the working directory.
+BOOK_LAYOUT = Path("..") / "data" / BOOK_FILE
+
+
+def _has_mnist(folder: Path) -> bool:
+    return folder.is_dir() and (not missing_files(folder) or (folder / BOOK_FILE).is_file())
+
+
+def _load_default(data_dir):
+    """MNIST from nndl's folder, else from the book's ``../data/mnist.pkl.gz``,
+    else downloaded into nndl's folder; a missing-data error mentions the
+    book's layout."""
+    folder = resolve_data_dir(data_dir)
+    if _has_mnist(folder):
+        return load_mnist(data_dir)
+    if data_dir is None and BOOK_LAYOUT.is_file():
+        return load_book_pickle(BOOK_LAYOUT)
+    try:
+        return load_mnist(data_dir)
+    except DataError as e:
+        raise DataError(f"{e}\nThe book's own layout works too: put the book's {BOOK_FILE} at "
+                        f"{BOOK_LAYOUT} relative to the working directory "
+                        f"({BOOK_LAYOUT.resolve()}), as its scripts expect.") from None
 
 
 def _find(filename, data_dir) -> Path | None:
@@ -55,11 +84,12 @@ def load_data(filename=None, *, data_dir=None):
     Args:
         filename: a file in the book's pickle format (e.g. the expanded set
             ``"mnist_expanded.pkl.gz"``), looked for as given and then in the
-            data folder; default: MNIST itself.
+            data folder; default: MNIST itself, from the data folder or, when
+            that holds none, the book's ``../data/mnist.pkl.gz``.
         data_dir: the data folder (default ``$NNDL_DATA`` or the user cache).
     """
     if filename is None or (path := _find(filename, data_dir)) is None:
-        splits = load_mnist(data_dir)
+        splits = _load_default(data_dir)
     else:
         splits = load_book_pickle(path)
     return tuple((part.x, part.y) for part in splits)
@@ -88,6 +118,8 @@ def load_data_wrapper(filename=None, *, data_dir=None):
 def vectorized_result(j):
     """Return a 10-dimensional unit vector ``(10, 1)`` with a 1.0 in the jth
     position and zeroes elsewhere: the desired output for digit ``j``."""
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < 10:
+        raise ConfigError(f"vectorized_result: j must be a digit 0..9, got {j!r}")
     e = np.zeros((10, 1))
     e[j] = 1.0
     return e

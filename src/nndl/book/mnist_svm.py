@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["svm_baseline", "svm_correct", "check_gamma"]
+__all__ = ["svm_baseline", "svm_correct", "check_gamma", "check_svm_data"]
 
 
 def check_gamma(gamma):
@@ -41,10 +41,28 @@ def svm_correct(training_data, test_data, gamma="scale"):
     from sklearn import svm
 
     gamma = check_gamma(gamma)
+    check_svm_data(training_data, test_data)
     clf = svm.SVC(gamma=gamma)
     clf.fit(np.asarray(training_data[0]), np.asarray(training_data[1]))
     predictions = clf.predict(np.asarray(test_data[0]))
     return int(np.sum(predictions.astype(np.int64) == np.asarray(test_data[1])))
+
+
+def check_svm_data(training_data, test_data):
+    """ConfigError unless both sets are non-empty ``(images, digits)`` pairs and
+    the training set holds at least two different digits (an SVM separates
+    classes: with one there is nothing to learn)."""
+    for data, what in ((training_data, "training"), (test_data, "test")):
+        try:
+            n = len(data[1])
+        except (TypeError, IndexError, KeyError):
+            raise ConfigError(f"{what}_data must be an (images, digits) pair") from None
+        if n == 0:
+            raise ConfigError(f"the {what} set is empty")
+    digits = np.unique(np.asarray(training_data[1]))
+    if len(digits) < 2:
+        raise ConfigError(f"an SVM needs training images of at least two different digits; the "
+                          f"{len(training_data[1])} training image(s) given are all {digits[0]}s: use more")
 
 
 def svm_baseline(gamma="scale", n_train=None, n_test=None, *, data_dir=None):

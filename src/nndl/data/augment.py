@@ -104,6 +104,8 @@ def shift_images(x: np.ndarray, shifts: Sequence[tuple[int, int]] = BOOK_SHIFTS)
         ``out[n, s]`` is image ``n`` displaced by ``shifts[s]``.
     """
     images, shape = _as_images(x, "shift_images")
+    if not isinstance(shifts, (list, tuple)):
+        raise ConfigError(f"shift_images: shifts must be a list of (rows down, columns right) pairs, got {shifts!r}")
     pairs = [_check_shift(s, "shift_images") for s in shifts]
     out = np.empty((len(images), len(pairs)) + images.shape[1:], dtype=images.dtype)
     for s, (dy, dx) in enumerate(pairs):
@@ -126,7 +128,16 @@ def to_bytes(x: np.ndarray) -> np.ndarray:
 
 def from_bytes(b: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Bytes back to pixels ``byte / 256`` as ``dtype`` (exact: 1/256 is a power of two)."""
-    out = np.asarray(b).astype(dtype)
+    b = np.asarray(b)
+    if b.dtype != np.uint8:
+        raise ConfigError(f"from_bytes expects uint8 pixels (as to_bytes gives), got dtype {b.dtype}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise ConfigError("from_bytes: dtype must be a float type such as float32")
+    out = b.astype(dtype)
     out *= out.dtype.type(1 / 256)
     return out
 
@@ -165,6 +176,8 @@ def expanded_training_set(training, seed: int | None = 0, *, dtype=np.float32) -
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ConfigError(f"expanded_training_set: dtype must be a float type, got {dtype}")
+    if not isinstance(training, Dataset):
+        raise ConfigError(f"expanded_training_set needs a Dataset, got {type(training).__name__}")
     x5, y5 = _expand(training.x, training.y, seed, True, dtype)
     return Dataset(x5, y5)
 

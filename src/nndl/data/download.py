@@ -24,24 +24,26 @@ import hashlib
 import http.client
 import os
 import sys
-import secrets
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import platformdirs
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, OutputError
+from ..fileio import atomic_open
 
 __all__ = [
     "ENV_VAR",
     "MNIST_FILES",
     "MIRRORS",
     "FileStatus",
+    "CONNECT_TIMEOUT_S",
     "resolve_data_dir",
+    "require_folder",
     "find_file",
     "missing_files",
     "fetch",
@@ -75,7 +77,10 @@ BOOK_PICKLE = "mnist.pkl.gz"
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 16
-_TIMEOUT_S = 60.0
+#: Seconds a mirror may take to accept the connection, and then to send each
+#: chunk, before it counts as failed and the next one is tried: a stalled
+#: network fails in about this long per mirror instead of minutes.
+CONNECT_TIMEOUT_S = 10.0
 
 # What a broken gzip stream raises, depending on where it breaks.
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)
@@ -101,6 +106,8 @@ class FileStatus(NamedTuple):
 def _resolve(data_dir: str | os.PathLike[str] | None) -> tuple[Path, str]:
     """The folder and where it came from: 'argument', 'NNDL_DATA' or 'cache'."""
     if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise DataError(f"data_dir must be a folder path, got {data_dir!r}")
         return Path(os.path.abspath(Path(data_dir).expanduser())), "argument"
     env = os.environ.get(ENV_VAR)
     if env:
@@ -128,6 +135,43 @@ def find_file(folder: Path, name: str) -> Path | None:
 def missing_files(folder: Path) -> list[str]:
     """Base names of the MNIST files that ``folder`` lacks (in :data:`MNIST_FILES` order)."""
     return [name for name in MNIST_FILES if find_file(folder, name) is None]
+
+
+def _origin(source: str) -> str:
+    return {
+        "argument": "given as an argument",
+        ENV_VAR: f"from the {ENV_VAR} environment variable",
+        "cache": f"the user cache (set {ENV_VAR} to use another folder)",
+    }[source]
+
+
+def require_folder(data_dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> Path:
+    """The MNIST folder (:func:`resolve_data_dir`), checked to exist.
+
+    Only nndl's own cache folder is ever created (with ``create=True``); a
+    folder named by the caller or by ``NNDL_DATA`` must already exist, so
+    that a mistyped path is reported instead of silently becoming a new
+    folder that a download then fills.
+
+    Raises:
+        DataError: the folder does not exist (or is not a folder) and is not
+            the cache, or the cache cannot be created.
+    """
+    folder, source = _resolve(data_dir)
+    if folder.is_dir():
+        return folder
+    if source != "cache" or folder.exists():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(
+            f"the MNIST folder {folder} ({_origin(source)}) {what}: check the path, or create the "
+            "folder first (nndl creates only its default cache folder by itself)"
+        )
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create the MNIST folder {folder}: {exc.strerror or exc}") from exc
+    return folder
 
 
 def how_to_get(folder: Path, names: Sequence[str], *, suggest_fetch: bool = True) -> str:
@@ -213,21 +257,6 @@ def verify(data_dir: str | os.PathLike[str] | None = None) -> list[FileStatus]:
 # Download
 
 
-def open_temp(target: Path) -> tuple[Path, BinaryIO]:
-    """Create and open a fresh hidden temporary file beside ``target``.
-
-    Same folder, so ``os.replace(tmp, target)`` is atomic. Unlike
-    ``tempfile.mkstemp`` (mode 0600), the file gets the usual permissions.
-    """
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-        try:
-            return tmp, open(tmp, "xb")
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary file beside {target}")
-
-
 def _download_one(
     url: str,
     name: str,
@@ -245,20 +274,22 @@ def _download_one(
     leaving no temporary file behind.
     """
     target = folder / f"{name}.gz"
-    tmp, out = open_temp(target)
-    try:
-        with out, opener(url, timeout=_TIMEOUT_S) as response:
+    with atomic_open(target) as out:
+        # The bar appears before connecting, so a slow mirror is visibly a
+        # download in progress, not a blank screen.
+        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}.gz",
+                  file=sys.stderr, disable=not progress, leave=False) as bar, \
+                opener(url, timeout=CONNECT_TIMEOUT_S) as response:
             headers = getattr(response, "headers", None)
             length = headers.get("Content-Length") if headers is not None else None
-            total = int(length) if length and str(length).isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=f"{name}.gz", file=sys.stderr, disable=not progress,
-                      leave=False) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+            if length and str(length).isdigit():
+                bar.reset(total=int(length))
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+        out.flush()
+        # Verify before the file becomes visible; a failure here removes it.
+        tmp = Path(out.name)
         with open(tmp, "rb") as f:
             if f.read(2) != _GZIP_MAGIC:
                 raise DataError("not a gzip file")
@@ -268,10 +299,6 @@ def _download_one(
             raise DataError(f"corrupt gzip stream ({exc.__cause__})") from exc
         if got != expected:
             raise DataError(f"SHA-256 mismatch (got {got[:16]}..., expected {expected[:16]}...)")
-        os.replace(tmp, target)
-    finally:
-        # Covers failed verification, network errors and KeyboardInterrupt alike.
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -279,6 +306,8 @@ def _reason(exc: BaseException) -> str:
     """A one-line reason for a failed mirror."""
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
     if isinstance(exc, urllib.error.URLError):
         return f"network error: {exc.reason}"
     if isinstance(exc, DataError):
@@ -289,54 +318,70 @@ def _reason(exc: BaseException) -> str:
 def fetch(
     data_dir: str | os.PathLike[str] | None = None,
     *,
-    mirrors: Sequence[str] = MIRRORS,
+    mirrors: Sequence[str] | None = None,
     progress: bool = True,
     opener: Callable[..., Any] = urllib.request.urlopen,
+    notify: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Download the MNIST files missing from the folder, verifying each one.
 
     For each missing file, ``<mirror><name>.gz`` is tried on each mirror in
     turn until one yields bytes whose decompressed SHA-256 matches the pin.
-    Files already present are left alone (not even hashed).
+    Each mirror gets :data:`CONNECT_TIMEOUT_S` seconds to answer (and to send
+    each chunk). Files already present are left alone (not even hashed).
 
     Args:
-        data_dir: the folder (see :func:`resolve_data_dir`); created if needed.
-        mirrors: base URLs ending in ``/``.
-        progress: show a tqdm byte counter on stderr.
+        data_dir: the folder (see :func:`resolve_data_dir`). It must exist,
+            unless it is nndl's default cache folder, which is created.
+        mirrors: base URLs ending in ``/`` (default :data:`MIRRORS`).
+        progress: show a tqdm byte counter on stderr (it appears before
+            connecting, labelled ``downloading <name>.gz``).
         opener: ``opener(url, timeout=seconds)`` returning a readable response
             usable as a context manager; tests pass a fake to avoid the network.
+        notify: called with a one-line message when a download starts
+            (``"downloading <name>.gz from <mirror>"``) and when a mirror
+            fails and the next is tried; the command line prints these.
+            nndl itself never prints.
 
     Returns:
         Paths of the files downloaded (empty when nothing was missing).
 
     Raises:
-        DataError: a file could not be obtained from any mirror; the message
-            lists the files still missing, each mirror's failure, and how to
-            install the files by hand.
+        DataError: the folder does not exist (and is not the cache), or a file
+            could not be obtained from any mirror; the message lists the
+            files still missing, each mirror's failure, and how to install
+            the files by hand.
+        OutputError: a file could not be written (e.g. the disk is full).
     """
-    folder = resolve_data_dir(data_dir)
+    say = notify or (lambda message: None)
+    mirrors = MIRRORS if mirrors is None else mirrors
+    if isinstance(mirrors, (str, bytes)) or not all(isinstance(m, str) for m in mirrors):
+        raise DataError(f"mirrors must be a list of base URLs, got {mirrors!r}")
+    folder = require_folder(data_dir)
     todo = missing_files(folder)
     if not todo:
         return []
     if not mirrors:
         raise DataError(f"no mirrors to download from. {how_to_get(folder, todo, suggest_fetch=False)}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the MNIST folder {folder}: {exc}") from exc
+    folder = require_folder(data_dir, create=True)
 
     fetched = []
     for name in todo:
         failures = []
-        for mirror in mirrors:
+        for i, mirror in enumerate(mirrors):
             url = f"{mirror}{name}.gz"
+            say(f"downloading {name}.gz from {mirror}")
             try:
                 fetched.append(_download_one(url, name, folder, MNIST_FILES[name],
                                              progress=progress, opener=opener))
                 break
+            except OutputError:
+                raise                   # the disk, not the mirror: another mirror will not help
             except (DataError, OSError, ValueError, http.client.HTTPException) as exc:
                 # URLError and timeouts are OSErrors; ValueError: malformed URL.
                 failures.append(f"  {mirror}: {_reason(exc)}")
+                if i + 1 < len(mirrors):
+                    say(f"{mirror} failed ({_reason(exc)}); trying {mirrors[i + 1]}")
         else:
             # Stop at the first file no mirror can provide: the others would
             # most likely fail the same way, each after its own timeouts.
@@ -362,14 +407,10 @@ def describe(data_dir: str | os.PathLike[str] | None = None) -> str:
     matches. Hashes every present file, so it takes a fraction of a second.
     """
     folder, source = _resolve(data_dir)
-    origin = {
-        "argument": "given as an argument",
-        ENV_VAR: f"from the {ENV_VAR} environment variable",
-        "cache": f"the user cache (set {ENV_VAR} to use another folder)",
-    }[source]
-    lines = [f"MNIST folder: {folder}", f"  ({origin})"]
+    lines = [f"MNIST folder: {folder}", f"  ({_origin(source)})"]
     if not folder.is_dir():
-        lines.append("  the folder does not exist yet")
+        lines.append("  the folder does not exist yet" if source == "cache" else
+                     "  the folder does not exist: check the path")
     statuses = verify(folder)
     width = max(len(n) for n in MNIST_FILES) + 5
     for st in statuses:

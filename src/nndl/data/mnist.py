@@ -15,16 +15,18 @@ Locating and downloading the files is :mod:`nndl.data.download`'s job.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..checks import check_finite
+from ..errors import ConfigError, DataError, path_arg
 from .download import (
     BOOK_PICKLE,
     MNIST_FILES,
@@ -33,9 +35,10 @@ from .download import (
     how_to_get,
     missing_files,
     open_maybe_gzip,
-    open_temp,
-    resolve_data_dir,
+    require_folder,
 )
+from ..fileio import atomic_open
+from ..memory import available_memory, format_bytes
 
 __all__ = [
     "Dataset",
@@ -84,8 +87,11 @@ class Dataset:
     y: np.ndarray
 
     def __post_init__(self) -> None:
-        x = np.asarray(self.x)
-        y = np.asarray(self.y)
+        try:
+            x = np.asarray(self.x)
+            y = np.asarray(self.y)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"Dataset needs arrays x (N, D) and y (N,) ({exc})") from None
         if x.ndim != 2:
             raise ConfigError(f"Dataset.x must have shape (N, D), got shape {x.shape}")
         if x.dtype.kind != "f":
@@ -96,6 +102,7 @@ class Dataset:
             raise ConfigError(f"Dataset.y must hold integer labels, got dtype {y.dtype}")
         if len(x) != len(y):
             raise ConfigError(f"Dataset has {len(x)} examples in x but {len(y)} labels in y")
+        check_finite(x, "Dataset.x")
         # Frozen dataclass: assign the normalised arrays through object.
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y.astype(np.int64, copy=False))
@@ -104,9 +111,19 @@ class Dataset:
         return len(self.y)
 
     def __getitem__(self, index: Any) -> Dataset:
-        if isinstance(index, (int, np.integer)):
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            if not -len(self) <= index < len(self):
+                raise ConfigError(f"Dataset index {index} is out of range for {len(self)} examples")
             index = [index]  # keep the batch axis: a Dataset of one example
-        return Dataset(self.x[index], self.y[index])
+        try:
+            x, y = self.x[index], self.y[index]
+        except (IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot index a Dataset with {index!r:.60}: {exc}") from None
+        # Parts of a checked Dataset need no second pass over the values.
+        part = object.__new__(Dataset)
+        object.__setattr__(part, "x", x)
+        object.__setattr__(part, "y", y)
+        return part
 
     def astype(self, dtype: Any) -> Dataset:
         """The same examples with ``x`` as ``dtype`` (a float type); no copy if unchanged."""
@@ -138,19 +155,17 @@ def _float_dtype(dtype: Any) -> np.dtype:
 # IDX files
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
-    """The file's bytes, gunzipped if they start with the gzip magic bytes."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from exc
-    # Detect by content, not by name: a raw file may be called .gz and vice versa.
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except _GZIP_ERRORS as exc:
-            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
-    return data
+def _read_upto(stream: Any, n: int) -> bytes:
+    """Up to ``n`` bytes from ``stream`` (fewer only at the end), read in
+    chunks so that memory follows the bytes really there, not ``n``."""
+    parts, left = [], n
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -159,43 +174,62 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     Only the two kinds MNIST uses are accepted: magic ``0x00000801`` (labels,
     uint8, shape ``(N,)``) and ``0x00000803`` (images, uint8, shape
     ``(N, rows, cols)``). The payload must hold exactly as many bytes as the
-    header's dimensions say.
+    header's dimensions say. The file is streamed: no more than the header
+    declares is ever held in memory (a small gzip file that would inflate to
+    gigabytes is refused as soon as it passes the declared size), and a
+    header declaring more than the available memory is refused before
+    reading on.
 
     Returns:
         A read-only uint8 array, shape ``(N,)`` or ``(N, rows, cols)``.
 
     Raises:
-        DataError: unreadable file, corrupt gzip stream, wrong magic number,
-            short header, truncated payload or trailing bytes; the message
-            names the file.
+        DataError: unreadable file or not a regular file, corrupt gzip stream,
+            wrong magic number, short header, truncated payload or trailing
+            bytes, a size beyond the available memory; the message names the
+            file.
     """
-    path = Path(path)
-    data = _read_maybe_gzip(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: not an IDX file: only {len(data)} bytes")
-    magic = int.from_bytes(data[:4], "big")
-    if magic not in _IDX_KINDS:
-        raise DataError(
-            f"{path}: not an MNIST IDX file: magic number 0x{magic:08x}, expected "
-            "0x00000801 (labels) or 0x00000803 (images)"
-        )
-    ndim, kind = _IDX_KINDS[magic]
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise DataError(
-            f"{path}: truncated: the {kind} header needs {header_len} bytes but the file has {len(data)}"
-        )
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
-    got = len(data) - header_len
+    path = path_arg(path, "read_idx: path")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    with open_maybe_gzip(path) as (stream, is_gzip):
+        try:
+            head = _read_upto(stream, 4)
+            if len(head) < 4:
+                raise DataError(f"{path}: not an IDX file: only {len(head)} bytes")
+            magic = int.from_bytes(head, "big")
+            if magic not in _IDX_KINDS:
+                raise DataError(
+                    f"{path}: not an MNIST IDX file: magic number 0x{magic:08x}, expected "
+                    "0x00000801 (labels) or 0x00000803 (images)"
+                )
+            ndim, kind = _IDX_KINDS[magic]
+            header_len = 4 + 4 * ndim
+            head += _read_upto(stream, header_len - 4)
+            if len(head) < header_len:
+                raise DataError(
+                    f"{path}: truncated: the {kind} header needs {header_len} bytes but the file has {len(head)}"
+                )
+            dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            expected = math.prod(dims)
+            what = f"{dims[0]} {kind}" + (f" of {dims[1]}x{dims[2]}" if ndim == 3 else "")
+            available = available_memory()
+            if available is not None and expected > available:
+                raise DataError(f"{path}: header says {what} ({format_bytes(expected)}), more than the "
+                                f"{format_bytes(available)} of memory available; not an MNIST file")
+            data = _read_upto(stream, expected)
+            got = len(data)
+            while chunk := stream.read(1 << 20):   # count trailing bytes without keeping them
+                got += len(chunk)
+        except _GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
     if got != expected:
-        what = f"{dims[0]} {kind}" + (f" of {dims[1]}x{dims[2]}" if ndim == 3 else "")
         problem = "truncated" if got < expected else f"{got - expected} trailing bytes"
         raise DataError(
             f"{path}: {problem}: header says {what} ({expected} bytes) "
             f"but the file has {got} bytes after the header"
         )
-    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_len).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _check_idx_pair(
@@ -243,6 +277,7 @@ def load_mnist(
     dtype: Any = np.float32,
     download: bool = True,
     progress: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> MnistSplits:
     """Load MNIST with the book's split and scaling.
 
@@ -257,6 +292,8 @@ def load_mnist(
         dtype: float type of the images.
         download: fetch missing IDX files (and nothing else) from the mirrors.
         progress: show a download progress bar on stderr.
+        notify: called with a one-line message when a download starts or a
+            mirror fails (see :func:`nndl.data.fetch`); nndl never prints.
 
     Returns:
         ``MnistSplits(training, validation, test)`` with 50,000 / 10,000 /
@@ -264,12 +301,13 @@ def load_mnist(
         ``byte / 256``, each ``y`` shape ``(n,)``, int64 in 0..9.
 
     Raises:
-        DataError: files missing (with ``download=False``) or undownloadable,
-            corrupt, or not the expected sizes.
+        DataError: the folder does not exist (only the default cache folder
+            is created), files missing (with ``download=False``) or
+            undownloadable, corrupt, or not the expected sizes.
         ConfigError: ``dtype`` is not a float type.
     """
     dt = _float_dtype(dtype)
-    folder = resolve_data_dir(data_dir)
+    folder = require_folder(data_dir)
     missing = missing_files(folder)
     if missing:
         book = folder / BOOK_PICKLE
@@ -287,7 +325,7 @@ def load_mnist(
             raise DataError(
                 f"MNIST files missing from {folder}: {names}. {how_to_get(folder, missing)}"
             )
-        fetch(folder, progress=progress)
+        fetch(data_dir, progress=progress, notify=notify)
 
     paths = {name: find_file(folder, name) for name in MNIST_FILES}
     if any(p is None for p in paths.values()):  # deleted under our feet
@@ -316,18 +354,85 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8") -> bytes:
     return obj.encode("latin1")
 
 
-# The array reconstructor, whatever module this NumPy keeps it in.
+# NumPy's own reconstructors, whatever module this NumPy keeps them in.
 _reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
+_scalar = np.int64(0).__reduce__()[0]
 
-# Exactly the globals a pickle of plain NumPy arrays refers to. The book's
-# Python 2 file names numpy.core.multiarray; NumPy 2 writes numpy._core.
-# Mapping both to the function itself avoids importing the deprecated
-# numpy.core alias.
+# Kinds of the "plain numeric" dtypes a pickle may use: booleans, signed and
+# unsigned integers, floats. No objects (which would let the file name
+# arbitrary Python objects), strings or structured records.
+_PLAIN_KINDS = "biuf"
+
+
+def _refuse(what: str) -> DataError:
+    return DataError(f"pickle {what}: only plain NumPy arrays and numbers are accepted")
+
+
+def _check_dtype(dt: Any) -> np.dtype:
+    if (not isinstance(dt, np.dtype) or dt.kind not in _PLAIN_KINDS or dt.fields is not None
+            or dt.subdtype is not None):
+        raise _refuse(f"uses dtype {dt!r}")
+    return dt
+
+
+def _safe_dtype(obj: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """``numpy.dtype`` as pickles call it (``dtype('f4', False, True)``; Python 2
+    wrote ``0, 1``), for plain numeric types only."""
+    if not isinstance(obj, str) or align not in (0, 1) or copy not in (0, 1):
+        raise _refuse(f"builds a dtype from {obj!r}")
+    try:
+        dt = np.dtype(obj, bool(align), bool(copy))
+    except (TypeError, ValueError):
+        raise _refuse(f"builds a dtype from {obj!r}") from None
+    return _check_dtype(dt)
+
+
+class _NDArrayName:
+    """What the name ``numpy.ndarray`` stands for in a pickle: only an argument
+    of :func:`_safe_reconstruct`, never something the file can call."""
+
+
+def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+    """``ndarray.__reduce__``'s first step (an empty array, filled by ``__setstate__``)."""
+    if cls is not _NDArrayName or shape != (0,) or typecode not in (b"b", "b"):
+        raise _refuse("reconstructs something other than a plain ndarray")
+    return _reconstruct(np.ndarray, shape, typecode)
+
+
+def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Protocol 5's array constructor (``numpy._core.numeric._frombuffer``)."""
+    _check_dtype(dtype)
+    if isinstance(buf, pickle.PickleBuffer):
+        buf = buf.raw()
+    if (not isinstance(buf, (bytes, bytearray, memoryview)) or order not in ("C", "F")
+            or not isinstance(shape, tuple)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise _refuse("holds a malformed array")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(buf):
+        raise _refuse(f"holds an array of shape {shape} with {len(buf)} bytes of data")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    """A NumPy scalar such as ``np.int64(5)`` (what iterating over an array gives)."""
+    _check_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _refuse("holds a malformed NumPy number")
+    return _scalar(dtype, data)
+
+
+# Exactly the globals that pickles of plain NumPy arrays and numbers refer
+# to, each mapped to a checking stand-in. The book's Python 2 file names
+# numpy.core.multiarray; NumPy 2 writes numpy._core. Mapping both avoids
+# importing the deprecated numpy.core alias. Files written by the book's
+# expand_mnist.py hold lists of arrays and of NumPy integers (scalar);
+# protocol 5 pickles build arrays with _frombuffer.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    **{(f"{core}.multiarray", "_reconstruct"): _safe_reconstruct for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.multiarray", "scalar"): _safe_scalar for core in ("numpy.core", "numpy._core")},
+    **{(f"{core}.numeric", "_frombuffer"): _safe_frombuffer for core in ("numpy.core", "numpy._core")},
+    ("numpy", "ndarray"): _NDArrayName,
+    ("numpy", "dtype"): _safe_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
 
@@ -350,8 +455,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise DataError(
-                f"{self._source}: refuses to load global {module}.{name}: "
-                "only plain NumPy arrays are accepted"
+                f"refuses to load global {module}.{name}: only plain NumPy arrays and numbers "
+                "are accepted"
             ) from None
 
 
@@ -361,12 +466,34 @@ def _describe_type(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
+def _as_array(items: Any, where: str, what: str) -> Any:
+    """A list of per-example rows or labels (as the book's expand_mnist.py
+    writes) stacked into one array; anything else returned as it is."""
+    if not isinstance(items, list):
+        return items
+    if what == "x":
+        first = items[0] if items else None
+        for i, row in enumerate(items):
+            if (type(row) is not np.ndarray or row.shape != (N_PIXELS,) or row.dtype.kind != "f"
+                    or row.dtype != first.dtype):
+                raise DataError(f"{where}: x[{i}] is not an image of 784 floats like x[0]")
+        return np.stack(items) if items else np.zeros((0, N_PIXELS), np.float32)
+    for i, label in enumerate(items):
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise DataError(f"{where}: y[{i}] is not an integer label")
+    return np.array(items, dtype=np.int64)
+
+
 def _check_book_part(part: Any, which: str, source: Path) -> Dataset:
-    """Check one ``(x, y)`` pair of the book's pickle and wrap it as a Dataset."""
+    """Check one ``(x, y)`` pair of the book's pickle and wrap it as a Dataset.
+
+    x and y are NumPy arrays (``mnist.pkl.gz``), or lists of images and of
+    labels (the book's ``expand_mnist.py`` writes ``[list(xs), list(ys)]``).
+    """
     where = f"{source}: {which} set"
-    if not (isinstance(part, tuple) and len(part) == 2):
-        raise DataError(f"{where}: expected an (x, y) 2-tuple, got {_describe_type(part)}")
-    x, y = part
+    if not (isinstance(part, (tuple, list)) and len(part) == 2):
+        raise DataError(f"{where}: expected an (x, y) pair, got {_describe_type(part)}")
+    x, y = _as_array(part[0], where, "x"), _as_array(part[1], where, "y")
     # type() is: subclasses (matrix, masked arrays) are not plain arrays.
     if type(x) is not np.ndarray or type(y) is not np.ndarray:
         raise DataError(f"{where}: expected two NumPy arrays, got {type(x).__name__}, {type(y).__name__}")
@@ -387,11 +514,16 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
 
     The file (gzipped or not) must hold exactly a 3-tuple (training,
     validation, test) of ``(x, y)`` 2-tuples, x float of shape ``(n, 784)``
-    with values in [0, 1] and y integer of shape ``(n,)`` in 0..9. The split
-    sizes are not checked here (:func:`load_mnist` does for the real data).
+    with values in [0, 1] and y integer of shape ``(n,)`` in 0..9. The file
+    the book's ``expand_mnist.py`` writes is accepted too: its training set
+    is a list ``[images, labels]`` of Python lists of 784-pixel arrays and of
+    NumPy integers. The split sizes are not checked here (:func:`load_mnist`
+    does for the real data).
 
-    Unlike ``pickle.load``, this never runs code from the file: only the
-    globals a plain NumPy array needs can be named in it.
+    Unlike ``pickle.load``, this never runs code from the file: the only
+    globals it may name are NumPy's array, dtype and scalar constructors,
+    each replaced by a stand-in that accepts only plain numeric dtypes
+    (booleans, integers, floats) and well-formed data.
 
     Raises:
         DataError: unreadable or corrupt file, a forbidden global, or the
@@ -402,8 +534,8 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
     with open_maybe_gzip(path) as (stream, is_gzip):
         try:
             obj = _ArrayOnlyUnpickler(stream, path).load()
-        except DataError:
-            raise
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
         except _GZIP_ERRORS as exc:
             what = "corrupt gzip stream" if is_gzip else "cannot read"
             raise DataError(f"{path}: {what}: {exc}") from exc
@@ -418,7 +550,7 @@ def load_book_pickle(path: str | os.PathLike[str]) -> MnistSplits:
                     raise DataError(f"{path}: corrupt gzip stream: {gz_exc}") from gz_exc
             raise DataError(f"{path}: not a valid pickle of NumPy arrays: {type(exc).__name__}: {exc}") from exc
 
-    if not (isinstance(obj, tuple) and len(obj) == 3):
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 3):
         raise DataError(
             f"{path}: expected a 3-tuple (training, validation, test), got {_describe_type(obj)}"
         )
@@ -445,7 +577,7 @@ def save_book_pickle(splits: Sequence[Dataset], path: str | os.PathLike[str]) ->
     Returns:
         ``path`` as a Path.
     """
-    if len(splits) != 3 or not all(isinstance(s, Dataset) for s in splits):
+    if not isinstance(splits, (tuple, list)) or len(splits) != 3 or not all(isinstance(s, Dataset) for s in splits):
         raise ConfigError("save_book_pickle needs three Datasets (training, validation, test)")
     for s, which in zip(splits, MnistSplits._fields):
         if s.x.shape[1] != N_PIXELS:
@@ -453,16 +585,8 @@ def save_book_pickle(splits: Sequence[Dataset], path: str | os.PathLike[str]) ->
     obj = tuple((np.ascontiguousarray(s.x, dtype=np.float32),
                  np.ascontiguousarray(s.y, dtype=np.int64)) for s in splits)
     path = Path(path)
-    try:
-        tmp, raw = open_temp(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc}") from exc
-    try:
-        with raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
-            pickle.dump(obj, gz, protocol=2)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    # The gzip header records a file name: the target's, not the temporary file's.
+    with atomic_open(path) as raw, gzip.GzipFile(filename=path.name, fileobj=raw, mode="wb",
+                                                  compresslevel=6) as gz:
+        pickle.dump(obj, gz, protocol=2)
     return path

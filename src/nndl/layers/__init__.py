@@ -21,7 +21,7 @@ def register(cls: type[Layer]) -> type[Layer]:
 
 def from_config(config: dict) -> Layer:
     """Rebuild a layer from its :meth:`~nndl.layers.base.Layer.config`."""
-    if not isinstance(config, dict) or config.get("type") not in LAYERS:
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str) or config["type"] not in LAYERS:
         raise ConfigError(f"unknown layer description {config!r}; known layer types: {', '.join(LAYERS)}")
     kwargs = {k: v for k, v in config.items() if k != "type"}
     if config["type"] in ("Conv2D", "ConvPool") and kwargs.get("init") == "book":
