@@ -120,7 +120,7 @@ def _with(value, index=(3, 2), shape=(5, 4)):
 def test_training_data_with_nan_or_inf_is_refused(value):
     net = _net()
     before = net.get_params()
-    with pytest.raises(DataError, match=rf"^x holds non-finite values \({value} at index \(3, 2\)\); "
+    with pytest.raises(DataError, match=rf"^the training inputs x holds non-finite values \({value} at index \(3, 2\)\); "
                                         "remove or fix those examples$"):
         nndl.train(net, SGD(0.1), _with(value), Y, epochs=1, batch_size=2, rng=0)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(before, net.get_params()) for k in a)

@@ -65,6 +65,10 @@ class Evaluation(Callback):
         for m in metrics:
             if m not in METRICS:
                 raise ConfigError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
+        for name, ds in dict(data).items():
+            if not (hasattr(ds, "x") and hasattr(ds, "y")):
+                raise ConfigError(f"Evaluation: {name!r} must be a data set with x and y (e.g. nndl.data.Dataset), "
+                                  f"got {type(ds).__name__}")
         self.data = dict(data)
         self.metrics = metrics
         self.every = positive_int(every, "evaluation interval")
@@ -125,8 +129,9 @@ class EtaSchedule(Callback):
     def __init__(self, patience: int, factor: float = 0.5, min_ratio: float = 1 / 128,
                  monitor: str | None = None) -> None:
         patience = positive_int(patience, "schedule patience")
-        if not 0 < factor < 1:
-            raise ConfigError(f"schedule factor must be in (0, 1), got {factor}")
+        for name, value in (("factor", factor), ("min_ratio", min_ratio)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(f"schedule {name} must be a number in (0, 1), got {value!r}")
         self.patience, self.factor, self.min_ratio, self.monitor = patience, factor, min_ratio, monitor
         self.best = -math.inf
         self.wait = 0

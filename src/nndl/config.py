@@ -251,8 +251,14 @@ class RunConfig:
             _fail("monitor_every", "early stopping and the eta schedule need an evaluation after every epoch "
                                    "(monitor_every 1)")
         # the pairing rules of the network itself (cost vs output activation, spec
-        # grammar) are checked by building its layers, which allocates nothing
-        self.build_layers()
+        # grammar) are checked by building its layers, which allocates nothing;
+        # then the memory a mini-batch needs, before anything is allocated
+        from .memory import check_network_memory, check_training_memory
+        layers = self.build_layers()
+        n_train = (self.train_size or 50_000) * (5 if self.expand else 1)
+        check_network_memory(layers, (MNIST_INPUTS,), self.dtype)
+        check_training_memory(layers, min(self.batch_size, n_train), momentum=bool(self.momentum),
+                              input_shape=(MNIST_INPUTS,), dtype=self.dtype)
 
     # -- what the run is -----------------------------------------------------------------
     @property

@@ -50,6 +50,8 @@ class History(Callback):
     """
 
     def __init__(self, data: dict[str, list] | None = None, run: dict | None = None) -> None:
+        if data is not None and not isinstance(data, dict) or run is not None and not isinstance(run, dict):
+            raise HistoryError("History(data, run) takes dicts: {metric: [per-epoch values]} and run information")
         self.data: dict[str, list] = {k: list(v) for k, v in (data or {}).items()}
         self.data.setdefault("epoch_seconds", [])
         self.run: dict = dict(run or {})
@@ -71,7 +73,10 @@ class History(Callback):
 
     # -- reading ----------------------------------------------------------------------
     def __getitem__(self, key: str) -> list:
-        return self.data[key]
+        try:
+            return self.data[key]
+        except (KeyError, TypeError):
+            raise HistoryError(f"the history has no {key!r}; it has: {', '.join(sorted(self.data))}") from None
 
     def __contains__(self, key: str) -> bool:
         return key in self.data
@@ -90,7 +95,7 @@ class History(Callback):
 
     def best(self, key: str) -> tuple[int, float]:
         """(epoch, value) of the highest finite value of ``key``."""
-        values = self.data[key]
+        values = self[key]
         finite = [i for i, v in enumerate(values) if v is not None and math.isfinite(v)]
         if not finite:
             raise NNDLError(f"the history has no finite {key} values")

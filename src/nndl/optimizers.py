@@ -40,6 +40,8 @@ class SGD:
     """
 
     def __init__(self, eta: float, momentum: float = 0.0, regularizers: Sequence[Regularizer] = ()) -> None:
+        if isinstance(eta, bool) or isinstance(momentum, bool):
+            raise ConfigError(f"eta and momentum must be numbers, got eta={eta!r}, momentum={momentum!r}")
         try:
             eta = float(eta)
             momentum = float(momentum)
@@ -51,7 +53,12 @@ class SGD:
             raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
         self.eta = eta
         self.momentum = momentum
-        self.regularizers = list(regularizers)
+        if isinstance(regularizers, Regularizer):
+            regularizers = [regularizers]
+        try:
+            self.regularizers = list(regularizers)
+        except TypeError:
+            raise ConfigError(f"regularizers must be a list of nndl regularizers (L1, L2), got {regularizers!r}") from None
         for r in self.regularizers:
             if not isinstance(r, Regularizer):
                 raise ConfigError(f"regularizers must be nndl regularizers (L1, L2), got {r!r}")

@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .callbacks import Callback
+from .checks import as_labels
 from .errors import ConfigError, positive_int
 from .history import History
 from .network import as_generator
@@ -68,7 +69,9 @@ class EpochRunner:
         self.kernel = None
         if (fast and augment is None and delta is None and step is None
                 and dense_kernel.supports(network, optimizer)):
-            self.kernel = dense_kernel.DenseEpochRunner(network, optimizer, x, y, self.m, n=self.n)
+            # buffers for at most the whole data set: a larger m is one mini-batch of everything
+            self.kernel = dense_kernel.DenseEpochRunner(network, optimizer, x, y, min(self.m, max(len(x), 1)),
+                                                        n=self.n)
 
     @property
     def default_marks(self) -> range:
@@ -154,6 +157,13 @@ class Trainer:
     def __init__(self, network, optimizer, *, batch_size: int = 10, rng=None,
                  callbacks: Sequence[Callback] = (), fast: bool = True,
                  blas_threads: int | None = 1, augment=None) -> None:
+        from .network import Network
+        from .optimizers import SGD
+
+        if not isinstance(network, Network):
+            raise ConfigError(f"the network must be an nndl.Network, got {type(network).__name__}")
+        if not isinstance(optimizer, SGD):
+            raise ConfigError(f"the optimizer must be an nndl.SGD, got {type(optimizer).__name__}")
         self.network = network
         self.optimizer = optimizer
         self.batch_size = positive_int(batch_size, "mini-batch size")
@@ -190,13 +200,8 @@ class Trainer:
 
     def _fit(self, x: np.ndarray, y: np.ndarray, epochs: int) -> History:
         epochs = positive_int(epochs, "epochs")
-        x = self.network.check_input(x)
-        y = np.asarray(y)
-        if y.shape != (len(x),):
-            raise ConfigError(f"labels must have shape ({len(x)},) to match the inputs, got {y.shape}")
-        n_out = self.network.output_shape[0]
-        if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_out):
-            raise ConfigError(f"labels must be integers in 0..{n_out - 1} for {n_out} output neurons")
+        x = self.network.check_input(x, name="the training inputs x")
+        y = as_labels(y, len(x), self.network.output_shape[0], name="the training labels y")
         n = self.n_train = len(x)
         if n == 0:
             raise ConfigError("no training data")
