@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
@@ -86,6 +87,7 @@ def plot_metrics(histories, metrics: Sequence[str] = ("test_accuracy",), *, titl
                                  marker="o" if keep.sum() <= 40 else None, markersize=3)
             i += 1
     ax.set_xlabel("Epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no "epoch 0.25" on short runs
     if ax2 is not None:
         ax.set_ylabel("Cost")
         ax2.set_ylabel("Accuracy (%)")
