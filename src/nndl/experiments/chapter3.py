@@ -115,8 +115,8 @@ OVERFITTING_L2 = Experiment(
     _overfit_jobs([0.0, 0.1]),
     figures=lambda r: {**_overfit_figures("lmbda=0.1/")(r),
                        "test_accuracy_both": plot_metrics(
-                           {"lambda = 0": r.history(r.labels("lmbda=0/")[0]),
-                            "lambda = 0.1": r.history(r.labels("lmbda=0.1/")[0])},
+                           {f"lambda = {r.history(k).config['lmbda']:g}": r.history(k)
+                            for k in (r.labels("lmbda=0/")[0], r.labels("lmbda=0.1/")[0])},
                            ["test_accuracy"], title="Test accuracy with and without L2")},
     book_rows=lambda r: [BookRow("test accuracy after 400 epochs with lambda 0.1 (the book: about 87%)", 87.1,
                                  [100 * r.history(label)["test_accuracy"][-1] for label in r.labels("lmbda=0.1/")],
@@ -330,7 +330,8 @@ def _stop_checks(r: Results) -> list[Check]:
 
 def _stop_figures(r: Results) -> dict:
     es, sc = r.history(r.labels("early-stopping/")[0]), r.history(r.labels("schedule/")[0])
-    fig = plot_metrics({"early stopping (no improvement in 10)": es, "eta schedule (halve after 10)": sc},
+    fig = plot_metrics({f"early stopping (no improvement in {es.config['early_stopping']})": es,
+                        f"eta schedule (halve after {sc.config['schedule']} flat epochs)": sc},
                        ["validation_accuracy"], title="When to stop")
     eta = plot_metrics({"eta": sc}, ["eta"], log_y=True, title="The learning-rate schedule")
     eta.axes[0].set_ylabel(r"$\eta$")
