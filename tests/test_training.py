@@ -292,16 +292,17 @@ def test_cross_entropy_l2_on_1000_images(mnist):
 def test_checkpoint_saves_the_network_after_each_epoch(tmp_path):
     rng = np.random.default_rng(3)
     x, y = rng.random((60, 6)), rng.integers(0, 3, 60)
-    path = tmp_path / "ckpt.npz"
+    folder = tmp_path / "ckpt"
     seen = []
 
     class Spy(nndl.callbacks.Callback):
-        def on_epoch_end(self, trainer, epoch, logs):
-            seen.append(nndl.load(path).feedforward(x))   # runs after the checkpoint of this epoch
+        def on_epoch_complete(self, trainer, epoch):
+            # runs after the checkpoint of this epoch; the checkpoint is also a model file
+            seen.append(nndl.load(folder / "checkpoint.npz").feedforward(x))
 
     net = nndl.Network.from_sizes([6, 5, 3], rng=0, dtype="float64")
     nndl.train(net, nndl.SGD(0.5), x, y, epochs=2, batch_size=7, rng=1,
-               callbacks=[nndl.callbacks.Checkpoint(path), Spy()])
+               callbacks=[nndl.callbacks.Checkpoint(folder), Spy()])
     assert len(seen) == 2 and not np.allclose(seen[0], seen[1])
     np.testing.assert_array_equal(seen[1], net.feedforward(x))
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]    # no temporary files left
+    assert sorted(p.name for p in folder.iterdir()) == [".nndl-lock", "checkpoint.npz"]   # no temporary files

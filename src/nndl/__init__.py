@@ -2,7 +2,7 @@
 as a modern, fast, from-scratch NumPy library."""
 
 from . import activations, callbacks, costs, initializers, layers, regularizers
-from .errors import ConfigError, DataError, ModelFileError, NNDLError
+from .errors import CheckpointError, ConfigError, DataError, DivergedError, ModelFileError, NNDLError
 from .history import History
 from .io import load, save
 from .layers import Dense
@@ -15,6 +15,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "activations", "callbacks", "costs", "initializers", "layers", "regularizers",
-    "ConfigError", "DataError", "ModelFileError", "NNDLError", "History", "load", "save",
+    "CheckpointError", "ConfigError", "DataError", "DivergedError", "ModelFileError", "NNDLError", "History", "load", "save",
     "Dense", "Network", "SGD", "L1", "L2", "Trainer", "train",
 ]

@@ -1,11 +1,16 @@
 """Things that happen around training: evaluation, early stopping, the
 learning-rate schedule, progress bars, the book's printed lines, gradient
-records and checkpoints.
+records, the best epoch's network and checkpoints.
 
 A callback sees the :class:`~nndl.training.Trainer` and the epoch's ``logs``
 (a dict of metrics). Callbacks run in the order given, so an
 :class:`Evaluation` goes before the callbacks that read its metrics. Set
 ``trainer.stop_training = True`` to stop.
+
+A callback that remembers something across epochs (early stopping's best
+accuracy, the schedule's patience count, the best network) returns it from
+:meth:`Callback.state_dict` and takes it back in :meth:`Callback.load_state_dict`,
+so that a :class:`Checkpoint` can save it and a resumed run continue exactly.
 """
 
 from __future__ import annotations
@@ -34,7 +39,21 @@ class Callback:
     def on_epoch_begin(self, trainer, epoch: int) -> None: ...
     def on_batches_done(self, trainer, done: int, total: int) -> None: ...
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
+
+    def on_epoch_complete(self, trainer, epoch: int) -> None:
+        """After every callback's :meth:`on_epoch_end`: the epoch is recorded
+        and everything (network, optimizer, generators, callbacks) is in its
+        end-of-epoch state, the state a checkpoint saves."""
+
     def on_train_end(self, trainer) -> None: ...
+
+    def state_dict(self) -> dict | None:
+        """What this callback carries from one epoch to the next, for a
+        checkpoint (JSON-ready values and NumPy arrays); None: nothing."""
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what :meth:`state_dict` returned (resuming a run)."""
 
 
 SPLITS = ("training", "validation", "test")
@@ -100,25 +119,78 @@ def _pick_monitor(monitor: str | None, logs: dict) -> str:
                       "evaluate accuracy on some data set")
 
 
+def _number(value, what: str, *, optional: bool = False):
+    """A float from a saved state (``None`` for -inf, the best of nothing yet)."""
+    if value is None and optional:
+        return -math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _count(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{what} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _saved_best(best: float):
+    return None if best == -math.inf else best
+
+
+def _params_state(params) -> list[dict[str, np.ndarray]]:
+    if not isinstance(params, list) or not all(
+            isinstance(p, dict) and all(isinstance(v, np.ndarray) for v in p.values()) for p in params):
+        raise ConfigError("saved parameters must be a list of {name: array} per layer")
+    return [{k: v.copy() for k, v in p.items()} for p in params]
+
+
 class EarlyStopping(Callback):
     """Stop when the monitored accuracy has not improved for ``patience`` epochs
-    (the book's ``early_stopping_n``)."""
+    (the book's ``early_stopping_n``).
 
-    def __init__(self, patience: int, monitor: str | None = None) -> None:
+    With ``restore_best``, stopping also puts the network back to the epoch
+    with the best monitored accuracy (``best_epoch``), instead of keeping the
+    last one (which is ``patience`` epochs past it).
+    """
+
+    def __init__(self, patience: int, monitor: str | None = None, restore_best: bool = False) -> None:
         self.patience = positive_int(patience, "early stopping patience")
         self.monitor = monitor
+        self.restore_best = bool(restore_best)
         self.best = -math.inf
         self.wait = 0
+        self.best_epoch: int | None = None
+        self.best_params: list[dict[str, np.ndarray]] | None = None
 
     def on_epoch_end(self, trainer, epoch, logs):
         key = _pick_monitor(self.monitor, logs)
         if logs[key] > self.best:
-            self.best, self.wait = logs[key], 0
+            self.best, self.wait, self.best_epoch = logs[key], 0, epoch
+            if self.restore_best:
+                self.best_params = trainer.network.get_params()
         else:
             self.wait += 1
             if self.wait >= self.patience:
                 trainer.stop_training = True
                 trainer.stop_reason = f"no improvement in {key} for {self.patience} epochs"
+                if self.restore_best and self.best_params is not None:
+                    trainer.network.set_params(self.best_params)
+                    trainer.stop_reason += f"; restored the network of epoch {self.best_epoch}"
+
+    def state_dict(self):
+        state = {"best": _saved_best(self.best), "wait": self.wait, "best_epoch": self.best_epoch}
+        if self.restore_best:
+            state["best_params"] = self.best_params
+        return state
+
+    def load_state_dict(self, state):
+        self.best = _number(state["best"], "early stopping best", optional=True)
+        self.wait = _count(state["wait"], "early stopping wait")
+        self.best_epoch = None if state["best_epoch"] is None else _count(state["best_epoch"], "best epoch")
+        if self.restore_best:
+            saved = state.get("best_params")
+            self.best_params = None if saved is None else _params_state(saved)
 
 
 class EtaSchedule(Callback):
@@ -135,9 +207,19 @@ class EtaSchedule(Callback):
         self.patience, self.factor, self.min_ratio, self.monitor = patience, factor, min_ratio, monitor
         self.best = -math.inf
         self.wait = 0
+        self.eta0: float | None = None
 
     def on_train_begin(self, trainer):
-        self.eta0 = trainer.optimizer.eta
+        if self.eta0 is None:   # a resumed run keeps its first eta
+            self.eta0 = trainer.optimizer.eta
+
+    def state_dict(self):
+        return {"best": _saved_best(self.best), "wait": self.wait, "eta0": self.eta0}
+
+    def load_state_dict(self, state):
+        self.best = _number(state["best"], "schedule best", optional=True)
+        self.wait = _count(state["wait"], "schedule wait")
+        self.eta0 = None if state["eta0"] is None else _number(state["eta0"], "schedule eta0")
 
     def on_epoch_end(self, trainer, epoch, logs):
         key = _pick_monitor(self.monitor, logs)
@@ -320,15 +402,135 @@ class LambdaCallback(Callback):
         self.fn(epoch, logs)
 
 
-class Checkpoint(Callback):
-    """Save the network (atomically) after every ``every`` epochs, and at the end."""
+class BestModel(Callback):
+    """Keep the network of the best epoch (``--save-best``).
 
-    def __init__(self, path, every: int = 1) -> None:
-        self.path = Path(path)
-        self.every = every
+    Args:
+        monitor: the metric that decides, e.g. ``"validation_accuracy"``
+            (higher is better) or ``"validation_cost"`` (lower is better);
+            default: the accuracy early stopping would watch (validation,
+            else test, else training).
+
+    After training: ``epoch`` (None if no epoch was evaluated), ``value``,
+    ``monitor`` and ``params`` (as :meth:`~nndl.network.Network.get_params`
+    gives); :meth:`restore` copies them into a network.
+    """
+
+    def __init__(self, monitor: str | None = None) -> None:
+        if monitor is not None and (not isinstance(monitor, str) or not monitor.endswith(("_accuracy", "_cost"))):
+            raise ConfigError(f"the best model is chosen by an accuracy or a cost, e.g. validation_accuracy; "
+                              f"got {monitor!r}")
+        self.monitor = monitor
+        self.epoch: int | None = None
+        self.value: float | None = None
+        self.params: list[dict[str, np.ndarray]] | None = None
+
+    def _better(self, key: str, value: float) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.value is None:
+            return True
+        return value < self.value if key.endswith("_cost") else value > self.value
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if (epoch + 1) % self.every == 0:
-            from .io import save
+        if self.monitor is not None and self.monitor not in logs:
+            return   # not evaluated this epoch (monitor_every)
+        try:
+            key = _pick_monitor(self.monitor, logs)
+        except ConfigError:
+            return
+        self.monitor = key
+        if self._better(key, logs[key]):
+            self.epoch, self.value, self.params = epoch, float(logs[key]), trainer.network.get_params()
 
-            save(trainer.network, self.path)
+    def restore(self, network) -> None:
+        """Put the best epoch's parameters into ``network``."""
+        if self.params is None:
+            raise ConfigError(f"no epoch has been evaluated on {self.monitor or 'an accuracy'} yet")
+        network.set_params(self.params)
+
+    def state_dict(self):
+        return {"monitor": self.monitor, "epoch": self.epoch, "value": self.value, "params": self.params}
+
+    def load_state_dict(self, state):
+        monitor, epoch, value, params = state["monitor"], state["epoch"], state["value"], state["params"]
+        if monitor is not None and not isinstance(monitor, str):
+            raise ConfigError(f"best model monitor must be a metric name, got {monitor!r}")
+        if self.monitor is not None and monitor is not None and monitor != self.monitor:
+            raise ConfigError(f"the saved best model was chosen by {monitor}, not {self.monitor}")
+        if (epoch is None) != (params is None) or (epoch is None) != (value is None):
+            raise ConfigError("a saved best model needs its epoch, value and parameters together")
+        self.monitor = monitor if monitor is not None else self.monitor
+        self.epoch = None if epoch is None else _count(epoch, "best epoch")
+        self.value = None if value is None else _number(value, "best value")
+        self.params = None if params is None else _params_state(params)
+
+
+class Checkpoint(Callback):
+    """Save everything needed to continue the run into ``folder`` after every
+    ``every`` epochs (and after the last completed one, however training ends).
+
+    What is saved: the network, the optimizer's state (eta, momentum
+    velocities), the shuffling generator and any layer's own generator
+    (dropout), the epoch counter, the history and every callback's
+    :meth:`~Callback.state_dict` (early stopping, the eta schedule, the best
+    network), plus ``run``, a JSON-ready dict describing the run (e.g.
+    ``{"config": RunConfig.to_dict()}``). The file, ``folder/checkpoint.npz``,
+    is replaced atomically: a process killed at any moment leaves the
+    previous complete checkpoint. It is also an nndl model file
+    (``nndl evaluate folder/checkpoint.npz``). See :mod:`nndl.checkpoint`
+    for the format and :func:`nndl.config.resume` to continue a run.
+
+    The folder is created if missing (its parent must exist) and locked while
+    training (``folder/.nndl-lock``): a second training cannot write the same
+    checkpoint.
+    """
+
+    def __init__(self, folder, every: int = 1, run: dict | None = None) -> None:
+        self.folder = Path(folder)
+        self.every = positive_int(every, "checkpoint interval")
+        self.run = dict(run or {})
+        self.last_saved: int | None = None   # epochs done at the last save
+        self._pending = None                 # the latest end-of-epoch state, until saved
+        self._lock = None
+
+    @property
+    def path(self) -> Path:
+        from .checkpoint import checkpoint_path
+        return checkpoint_path(self.folder)
+
+    def on_train_begin(self, trainer):
+        from .checkpoint import LOCK_NAME, Lock, prepare_folder
+
+        prepare_folder(self.folder)
+        if self._lock is None:
+            lock = Lock(self.folder / LOCK_NAME, what=f"checkpoint folder {self.folder}")
+            lock.acquire()
+            self._lock = lock
+
+    def on_epoch_complete(self, trainer, epoch):
+        # Taken now, in memory: after an interrupt the trainer itself is
+        # mid-epoch, but this is still the end of the last complete epoch.
+        self._pending = (trainer.epoch, trainer.state_dict(), trainer.network.config())
+        if trainer.epoch % self.every == 0 or trainer.stop_training:
+            self._save()
+
+    def on_train_end(self, trainer):
+        try:
+            if (self._pending is None and trainer.epoch != self.last_saved and trainer.at_epoch_end
+                    and trainer.history.epochs):
+                # interrupted after an epoch was complete, before its state was taken
+                self._pending = (trainer.epoch, trainer.state_dict(), trainer.network.config())
+            if self._pending is not None:
+                self._save()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _save(self) -> None:
+        from .checkpoint import write
+
+        epochs, state, network = self._pending
+        write(self.folder, state, self.run, network)
+        self.last_saved, self._pending = epochs, None

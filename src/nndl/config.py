@@ -376,7 +376,13 @@ class RunResult:
     """What :func:`run` returns: the trained network and its history.
 
     ``stop_reason`` says why training ended before ``config.epochs`` (early
-    stopping, the schedule, an interrupt), else ``None``."""
+    stopping, the schedule, an interrupt, divergence), else ``None``.
+    ``interrupted``: Ctrl-C (or a signal handled as one) ended it;
+    ``diverged``: the divergence guard did (``stop_reason`` says where). In
+    both cases ``network`` and ``history`` are those of the last complete
+    epoch. ``best`` is the :class:`~nndl.callbacks.BestModel` when ``keep_best``
+    was asked for (``best.epoch``, ``best.value``, ``best.params``).
+    ``resumed_from``: the epoch a resumed run started from (else ``None``)."""
 
     config: RunConfig
     network: Any
@@ -385,6 +391,9 @@ class RunResult:
     interrupted: bool = False
     wall_seconds: float = 0.0
     data_sizes: dict = field(default_factory=dict)
+    diverged: bool = False
+    best: Any = None
+    resumed_from: int | None = None
 
 
 def select_data(config: RunConfig, splits) -> dict:
@@ -414,8 +423,41 @@ def run_info(config: RunConfig) -> dict:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def monitored_metrics(config: RunConfig) -> list[str]:
+    """The per-epoch metrics ``config`` evaluates, e.g. ``["validation_accuracy", "test_accuracy"]``."""
+    return [f"{split}_{metric}" for split, metrics in config.monitor for metric in metrics]
+
+
+def best_metric(config: RunConfig, metric: str | bool | None = True) -> str:
+    """The metric that chooses the best epoch: ``metric`` if it is monitored;
+    for ``True``/``None`` the accuracy early stopping watches (validation,
+    else test, else training). ConfigError when it is not evaluated."""
+    have = monitored_metrics(config)
+    if metric is True or metric is None:
+        for key in ("validation_accuracy", "test_accuracy", "training_accuracy"):
+            if key in have:
+                return key
+        raise ConfigError("keeping the best epoch needs an accuracy to compare epochs by: monitor one, "
+                          "e.g. validation")
+    if not isinstance(metric, str) or metric not in have:
+        raise ConfigError(f"cannot choose the best epoch by {metric!r}: it is not evaluated; evaluated: "
+                          f"{', '.join(have) or 'nothing'} (see monitor)")
+    return metric
+
+
+def _checkpoint_config(data) -> "RunConfig":
+    from .errors import CheckpointError
+
+    stored = data.run.get("config") if isinstance(data.run, dict) else None
+    try:
+        return RunConfig.from_dict(stored)
+    except ConfigError as e:
+        raise CheckpointError(f"{data.path} holds no valid run configuration: {e}") from None
+
+
 def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = (),
-        progress: bool = False) -> RunResult:
+        progress: bool = False, checkpoint=None, keep_best: str | bool | None = None,
+        notes: Mapping | None = None) -> RunResult:
     """Train the network ``config`` describes and return it with its history.
 
     Args:
@@ -427,19 +469,99 @@ def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = ()
             stopping, gradient records, history): e.g.
             :class:`~nndl.callbacks.EpochPrinter`, :class:`~nndl.callbacks.ProgressBar`.
         progress: show download/expansion progress while loading data.
+        checkpoint: a folder to checkpoint into after every epoch (see
+            :class:`~nndl.callbacks.Checkpoint`). If it already holds a
+            checkpoint of this same configuration, the run continues from
+            it (the result is the same as running from the start); a
+            checkpoint of another configuration is refused (CheckpointError).
+        keep_best: keep the network of the best epoch in ``result.best``:
+            a metric name (``"validation_accuracy"``, ``"validation_cost"``...)
+            or True for the default (see :func:`best_metric`).
+        notes: JSON-ready notes stored in the checkpoint (the command line
+            keeps its output paths there); ``resume`` returns them.
 
     An interrupt (Ctrl-C) ends training after the last completed epoch: the
-    result holds that network and history, with ``interrupted=True``.
+    result holds that network and history, with ``interrupted=True``. So does
+    divergence (a NaN/infinite or blown-up weight or cost: ``diverged=True``,
+    ``stop_reason`` saying where; see :class:`~nndl.training.Trainer`).
     """
+    if not isinstance(config, RunConfig):
+        raise ConfigError(f"run() takes a RunConfig, got {type(config).__name__}")
+    state = None
+    if checkpoint is not None:
+        from . import checkpoint as ckpt
+        from .errors import CheckpointError
+
+        if ckpt.exists(checkpoint):
+            state = ckpt.read(checkpoint)
+            saved = _checkpoint_config(state)
+            if saved.replace(epochs=config.epochs) != config:
+                raise CheckpointError(f"{checkpoint} holds a checkpoint of another run (epoch {state.epoch} of "
+                                      f"{saved.epochs}: {saved.describe()}); resume it, or choose another folder")
+            if state.epoch > config.epochs:
+                raise CheckpointError(f"{checkpoint} holds {state.epoch} epochs of this run, more than the "
+                                      f"{config.epochs} asked for")
+            if keep_best is None:
+                keep_best = state.run.get("keep_best")
+            notes = state.run.get("notes") if notes is None else notes
+    return _execute(config, data=data, data_dir=data_dir, callbacks=callbacks, progress=progress,
+                    checkpoint=checkpoint, keep_best=keep_best, notes=notes, state=state)
+
+
+def resume(folder, *, epochs: int | None = None, data=None, data_dir=None, callbacks: Sequence = (),
+           progress: bool = False, checkpoint="same") -> RunResult:
+    """Continue the run checkpointed in ``folder`` with its own configuration.
+
+    The result equals the uninterrupted run's exactly (weights and history,
+    apart from timings), on either engine path, with momentum, dropout,
+    augmentation, early stopping and the eta schedule.
+
+    Args:
+        folder: a folder written by :class:`~nndl.callbacks.Checkpoint` through
+            :func:`run` (``nndl train --checkpoint DIR``), or what
+            :func:`nndl.checkpoint.read` read from one.
+        epochs: train up to this many epochs in all instead of the
+            configuration's (it can only grow). Only the evaluation
+            ``monitor_every`` makes after the last epoch differs from a run
+            planned that long from the start.
+        data, data_dir, callbacks, progress: as for :func:`run`. Callbacks
+            with a state of their own must be the same as the first time.
+        checkpoint: where to go on checkpointing: ``"same"`` (``folder``),
+            another folder, or None (nowhere).
+
+    A run that already did all its epochs, or that early stopping or the
+    schedule ended, is returned as it is, without training.
+    """
+    from . import checkpoint as ckpt
+    from .errors import CheckpointError
+
+    state = folder if isinstance(folder, ckpt.CheckpointData) else ckpt.read(folder)
+    folder = state.path.parent
+    config = _checkpoint_config(state)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < state.epoch:
+            raise ConfigError(f"epochs: the run in {folder} has done {state.epoch} epoch(s); it can continue "
+                              f"to a larger total, not to {epochs!r}")
+        if epochs != config.epochs:
+            config = config.replace(epochs=int(epochs))
+    if state.epoch > config.epochs:
+        raise CheckpointError(f"{state.path}: {state.epoch} epochs done of a run of {config.epochs}")
+    return _execute(config, data=data, data_dir=data_dir, callbacks=callbacks, progress=progress,
+                    checkpoint=folder if checkpoint == "same" else checkpoint,
+                    keep_best=state.run.get("keep_best"), notes=state.run.get("notes"), state=state)
+
+
+def _execute(config: RunConfig, *, data, data_dir, callbacks, progress, checkpoint, keep_best, notes,
+             state) -> RunResult:
     from . import callbacks as cb
+    from .errors import CheckpointError, DivergedError, NNDLError
     from .history import History
     from .optimizers import SGD
     from .regularizers import L1, L2
     from .training import Trainer
 
-    if not isinstance(config, RunConfig):
-        raise ConfigError(f"run() takes a RunConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
+    best_key = None if keep_best in (None, False) else best_metric(config, keep_best)
     streams = config.streams()
     net = config.build_network(streams["init"])
     regs = ([L2(config.lmbda)] if config.lmbda else []) + ([L1(config.l1)] if config.l1 else [])
@@ -461,17 +583,42 @@ def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = ()
         own.append(cb.EtaSchedule(config.schedule))
     if config.record_gradients is not None:
         own.append(cb.GradientRecorder(every_batches=config.record_gradients or None))
+    best = None
+    if best_key is not None:
+        best = cb.BestModel(best_key)
+        own.append(best)
+    # Last of the run's own: an epoch counts as recorded once the history has
+    # it, so the callbacks with a state to checkpoint come before it.
     history = History(run=run_info(config))
+    own.append(history)
+    more = list(callbacks)
+    if checkpoint is not None:
+        more.append(cb.Checkpoint(checkpoint, run={"config": config.to_dict(), "keep_best": best_key,
+                                                   "notes": dict(notes or {})}))
     trainer = Trainer(net, optimizer, batch_size=config.batch_size, rng=streams["shuffle"],
-                      callbacks=own + [history] + list(callbacks), fast=config.fast,
-                      blas_threads=config.threads, augment=augment)
-    interrupted = False
-    try:
-        trainer.fit(sets["training"].x, sets["training"].y, config.epochs)
-    except KeyboardInterrupt:
-        interrupted = True
-    stop = "interrupted" if interrupted else trainer.stop_reason
+                      callbacks=own + more, fast=config.fast, blas_threads=config.threads, augment=augment)
+    resumed_from = None
+    if state is not None:
+        try:
+            trainer.load_state_dict(state.state)
+        except NNDLError as e:
+            raise CheckpointError(f"cannot resume from {state.path}: {e}") from None
+        resumed_from = state.epoch
+        history.run.update(config=config.to_dict(), key=config.key())
+        history.run.setdefault("resumed", []).append(
+            {"epoch": state.epoch, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    interrupted = diverged = False
+    stop = trainer.stop_reason
+    remaining = config.epochs - trainer.epoch
+    if remaining > 0 and not trainer.stop_training:
+        try:
+            trainer.fit(sets["training"].x, sets["training"].y, remaining)
+            stop = trainer.stop_reason
+        except KeyboardInterrupt:
+            interrupted, stop = True, "interrupted"
+        except DivergedError as e:
+            diverged, stop = True, str(e)
     wall = time.perf_counter() - t0
     history.run.update(wall_seconds=round(wall, 3), epochs_done=history.epochs, stop_reason=stop)
     return RunResult(config, net, history, stop, interrupted, wall,
-                     {k: len(v) for k, v in sets.items()})
+                     {k: len(v) for k, v in sets.items()}, diverged, best, resumed_from)

@@ -25,8 +25,21 @@ class HistoryError(NNDLError):
     """A history or results file that cannot be read or is not nndl's."""
 
 
+class CheckpointError(NNDLError):
+    """A checkpoint folder that cannot be read, written or resumed."""
+
+
 class DivergedError(NNDLError):
-    """Training produced a non-finite cost or weight."""
+    """Training produced a non-finite cost or weight, or weights blown up far
+    beyond any healthy network's (see :class:`nndl.training.Trainer`).
+
+    ``epoch`` is the epoch in which it happened, ``quantity`` what diverged
+    (e.g. ``"weights of layer 0"``, ``"validation cost"``)."""
+
+    def __init__(self, message: str, epoch: int | None = None, quantity: str | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.quantity = quantity
 
 
 class OutputError(NNDLError, OSError):

@@ -71,6 +71,33 @@ class History(Callback):
             if key not in logs and key not in NOT_PER_EPOCH and len(values) == n:
                 values.append(None)
 
+    def truncate(self, epochs: int) -> None:
+        """Keep only the first ``epochs`` epochs (and the gradient records taken
+        up to the end of the last one kept)."""
+        for key, values in self.data.items():
+            if key == "gradients":
+                values[:] = [r for r in values if r["epoch"] < epochs or (r["epoch"] == epochs and r["batch"] == 0)]
+            elif key not in NOT_PER_EPOCH:
+                del values[epochs:]
+
+    # -- state, for checkpoints -------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The per-epoch lists and the run description, as they are (not-evaluated
+        epochs stay ``None``)."""
+        return {"data": {k: list(v) for k, v in self.data.items()}, "run": dict(self.run)}
+
+    def load_state_dict(self, state: dict) -> None:
+        data, run = state["data"], state["run"]
+        if (not isinstance(data, dict) or not isinstance(run, dict) or "epoch_seconds" not in data
+                or not all(isinstance(v, list) for v in data.values())):
+            raise HistoryError("not a history state (per-epoch lists with epoch_seconds, and a run object)")
+        n = len(data["epoch_seconds"])
+        uneven = [k for k, v in data.items() if k not in NOT_PER_EPOCH and len(v) != n]
+        if uneven:
+            raise HistoryError(f"history lists {uneven} do not have one value for each of the {n} epochs")
+        self.data = {k: list(v) for k, v in data.items()}
+        self.run = dict(run)
+
     # -- reading ----------------------------------------------------------------------
     def __getitem__(self, key: str) -> list:
         try:

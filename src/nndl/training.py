@@ -12,6 +12,8 @@ and what happens around it (callbacks, printing).
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -20,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from .callbacks import Callback
 from .checks import as_labels
-from .errors import ConfigError, positive_int
+from .errors import ConfigError, DivergedError, positive_int
 from .history import History
 from .network import as_generator
 from .kernels import dense as dense_kernel
@@ -147,16 +149,43 @@ class Trainer:
         augment: optional ``augment(x_batch, rng) -> x_batch``, applied to
             every training mini-batch with the trainer's Generator (data
             augmentation on the fly, e.g. :func:`nndl.data.augment.random_shift_rotate`).
+        max_weight: the divergence guard's limit on any weight or bias
+            magnitude (``None``: only non-finite values count as divergence).
 
     After (or during) :meth:`fit`, ``history`` holds the per-epoch metrics.
-    If training is interrupted (Ctrl-C), the network is put back to its
-    state at the end of the last completed epoch before the
-    ``KeyboardInterrupt`` propagates, so what is saved matches ``history``.
+    An epoch is complete once every callback has seen its end; what is kept
+    when training ends early is always the state at the end of the last
+    complete epoch, so that a saved network matches ``history``:
+
+    * **Interrupt** (Ctrl-C): the network is put back to that state and the
+      ``KeyboardInterrupt`` propagates.
+    * **Divergence**: after every epoch's mini-batches (and at each progress
+      point within it) every parameter is checked; a NaN or infinite value,
+      or one beyond ``max_weight`` (default :data:`MAX_WEIGHT`), or a
+      non-finite evaluated cost, puts the network back to that state, drops
+      the diverged epoch from the history and raises
+      :class:`~nndl.errors.DivergedError` (saying which epoch and which
+      quantity). The book's networks keep every weight below about 10 (we
+      measured chapters 1 and 3 runs of up to 100 epochs, without
+      regularisation); weights beyond ``MAX_WEIGHT`` come from a learning
+      rate far too large (``eta 1e6``: 1e12 within the first epoch). Such
+      a run rarely reaches NaN: its sigmoids saturate and its ReLUs die, its
+      clipped cost stays finite, and it would report chance accuracy as if
+      it were a result.
+
+    :meth:`state_dict` / :meth:`load_state_dict` hold everything that decides
+    how training continues (see :class:`~nndl.callbacks.Checkpoint`): a
+    trainer loaded with a state saved after epoch k and fitted for the
+    remaining epochs gives exactly the uninterrupted run's weights and history.
     """
+
+    #: default limit of the divergence guard on any weight or bias magnitude
+    #: (three orders of magnitude above what healthy networks reach)
+    MAX_WEIGHT = 1e4
 
     def __init__(self, network, optimizer, *, batch_size: int = 10, rng=None,
                  callbacks: Sequence[Callback] = (), fast: bool = True,
-                 blas_threads: int | None = 1, augment=None) -> None:
+                 blas_threads: int | None = 1, augment=None, max_weight: float | None = MAX_WEIGHT) -> None:
         from .network import Network
         from .optimizers import SGD
 
@@ -179,6 +208,9 @@ class Trainer:
         self.fast = fast
         self.blas_threads = blas_threads
         self.augment = augment
+        if max_weight is not None and not (isinstance(max_weight, (int, float)) and max_weight > 0):
+            raise ConfigError(f"max_weight must be a positive number or None, got {max_weight!r}")
+        self.max_weight = max_weight
         self.stop_training = False
         self.stop_reason: str | None = None
         self.epoch = 0
@@ -186,6 +218,8 @@ class Trainer:
         self.n_batches = 0
         self.last_epoch = 0
         self.runner: EpochRunner | None = None
+        self._trained = 0   # epochs whose mini-batches have all been trained on (0: none in this fit)
+        self._mid_epoch = False
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -214,36 +248,193 @@ class Trainer:
                 marks.update(range(cb.every_batches, runner.n_batches, cb.every_batches))
         self.stop_training = False
         self.last_epoch = self.epoch + epochs - 1   # the last one planned
+        self._trained, self._mid_epoch = self.epoch, False
         self._call("on_train_begin")
-        # An epoch is complete once the history has recorded it. An interrupt
-        # (Ctrl-C) puts the network back to the end of the last complete epoch,
-        # so that what is saved matches the history.
-        snapshot, recorded = self.network.get_params(), self.history.epochs
+        # The end of the last complete epoch: the network, the history's
+        # length and the epoch counter, put back if training ends mid-epoch.
+        snapshot, recorded, done = self.network.get_params(), self.history.epochs, self.epoch
         end_of_epoch = None
         try:
             for _ in range(int(epochs)):
                 epoch = self.epoch
                 self._call("on_epoch_begin", epoch)
                 t0 = time.perf_counter()
+                self._mid_epoch = True
                 order = self.rng.permutation(n)
-                runner.run_epoch(order, marks=marks,
-                                 on_mark=lambda b: self._call("on_batches_done", b, runner.n_batches))
+
+                def on_mark(b, epoch=epoch):
+                    self._check_params(epoch)
+                    self._call("on_batches_done", b, runner.n_batches)
+
+                runner.run_epoch(order, marks=marks, on_mark=on_mark)
+                self._check_params(epoch)   # before anything reads this epoch's result
+                self._trained, self._mid_epoch = epoch + 1, False
                 self._call("on_batches_done", runner.n_batches, runner.n_batches)
                 logs = {"epoch_seconds": time.perf_counter() - t0, "eta": self.optimizer.eta}
                 self.epoch += 1
                 end_of_epoch = self.network.get_params()   # this epoch's result, until it is recorded
                 self._call("on_epoch_end", epoch, logs)
-                snapshot, recorded = self.network.get_params(), self.history.epochs
+                self._check_logs(epoch, logs)
+                snapshot, recorded, done = self.network.get_params(), self.history.epochs, self.epoch
+                self._call("on_epoch_complete", epoch)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
             if self.history.epochs > recorded and end_of_epoch is not None:
-                snapshot = end_of_epoch   # interrupted after the history recorded this epoch
+                # interrupted after the history recorded this epoch
+                snapshot, done = end_of_epoch, done + 1
             self.network.set_params(snapshot)
+            self.epoch = done
+            raise
+        except DivergedError:
+            self.network.set_params(snapshot)
+            self.history.truncate(recorded)
+            self.epoch = done
+            self.stop_reason = "diverged"
             raise
         finally:
             self._call("on_train_end")
         return self.history
+
+    # -- the divergence guard ---------------------------------------------------------
+    def _diverged(self, epoch: int, quantity: str, what: str) -> DivergedError:
+        return DivergedError(f"the run diverged in epoch {epoch}: the {quantity} {what}; the learning rate "
+                             f"(eta {self.optimizer.eta:g}) is probably too large: try a smaller one",
+                             epoch, quantity)
+
+    def _check_params(self, epoch: int) -> None:
+        """One pass over each parameter: NaN, infinite or beyond ``max_weight``."""
+        for i, layer in enumerate(self.network.layers):
+            for key, p in layer.params.items():
+                if not p.size:
+                    continue
+                largest = float(np.max(np.abs(p)))   # NaN if any is NaN
+                quantity = f"{'biases' if key == 'b' else 'weights'} of layer {i}"
+                if not math.isfinite(largest):
+                    raise self._diverged(epoch, quantity, "became NaN or infinite")
+                if self.max_weight is not None and largest > self.max_weight:
+                    raise self._diverged(epoch, quantity, f"reached {largest:.3g} in magnitude (the guard's "
+                                                          f"limit is {self.max_weight:g})")
+
+    def _check_logs(self, epoch: int, logs: dict) -> None:
+        for key, value in logs.items():
+            if key.endswith("_cost") and isinstance(value, (int, float)) and not math.isfinite(value):
+                raise self._diverged(epoch, key.replace("_", " "), f"became {value}")
+
+    # -- state, for checkpoints -------------------------------------------------------
+    @property
+    def at_epoch_end(self) -> bool:
+        """Whether the trainer's whole state (not only the network) is that of
+        the end of its last complete epoch: false after an interrupt in the
+        middle of an epoch, or after the mini-batches of an epoch that was
+        then not recorded. :class:`~nndl.callbacks.Checkpoint` saves only such
+        a state."""
+        return not self._mid_epoch and self._trained == self.epoch
+
+    def state_dict(self) -> dict:
+        """Everything that decides how training continues from here, as copies:
+        ``epoch`` (epochs done), ``params``, ``optimizer`` (its
+        :meth:`~nndl.optimizers.SGD.state_dict`), ``rng`` (the shuffling
+        generator's ``bit_generator.state``; augmentation draws from it too),
+        ``layer_rngs`` (each layer's own generator state or None: dropout),
+        ``callbacks`` (``[{"type": name, "state": ...}]`` for every callback
+        with a state, the history included, in order) and ``stopped`` /
+        ``stop_reason`` (whether a callback ended training)."""
+        return {
+            "epoch": self.epoch,
+            "params": self.network.get_params(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "layer_rngs": [None if layer.rng is None else copy.deepcopy(layer.rng.bit_generator.state)
+                           for layer in self.network.layers],
+            "callbacks": [{"type": type(cb).__name__, "state": st} for cb in self.callbacks
+                          if (st := cb.state_dict()) is not None],
+            "stopped": bool(self.stop_training),
+            "stop_reason": self.stop_reason,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`'s result (before :meth:`fit`).
+
+        The network, optimizer, generators and stateful callbacks must be the
+        same kinds as when it was saved (same layers and shapes, the same
+        stateful callbacks in the same order); otherwise ConfigError, saying
+        what differs. The network, optimizer and generators are checked
+        before anything is changed."""
+        try:
+            epoch = state["epoch"]
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ConfigError(f"epoch must be an integer >= 0, got {epoch!r}")
+            params = state["params"]
+            self._check_saved_params(params, "parameters")
+            optimizer = state["optimizer"]
+            velocity = optimizer["velocity"]
+            if not isinstance(velocity, dict):
+                raise ConfigError("optimizer velocity must be a dict of arrays")
+            shapes = {f"{i}.{k}": p[k] for i, p in enumerate(params) for k in p}
+            for name, v in velocity.items():
+                if name not in shapes or not isinstance(v, np.ndarray) or v.shape != shapes[name].shape \
+                        or v.dtype != shapes[name].dtype:
+                    raise ConfigError(f"optimizer velocity {name!r} does not fit the network's parameters")
+            rng = self._generator_like(self.rng, state["rng"], "the shuffling generator")
+            layer_states = state["layer_rngs"]
+            if not isinstance(layer_states, list) or len(layer_states) != len(self.network.layers):
+                raise ConfigError(f"layer generators: expected one entry per layer ({len(self.network.layers)})")
+            layer_rngs = []
+            for i, (layer, st) in enumerate(zip(self.network.layers, layer_states)):
+                if (layer.rng is None) != (st is None):
+                    raise ConfigError(f"layer {i} ({type(layer).__name__}) "
+                                      f"{'has no' if layer.rng is None else 'has a'} generator of its own, "
+                                      "unlike the saved one")
+                layer_rngs.append(None if st is None else self._generator_like(layer.rng, st, f"layer {i}'s generator"))
+            saved = state["callbacks"]
+            ours = [cb for cb in self.callbacks if cb.state_dict() is not None]
+            if not isinstance(saved, list) or [s.get("type") if isinstance(s, dict) else s for s in saved] != \
+                    [type(cb).__name__ for cb in ours]:
+                names = [s.get("type") if isinstance(s, dict) else repr(s) for s in saved] \
+                    if isinstance(saved, list) else saved
+                raise ConfigError(f"the saved state is for the callbacks {names}, but this trainer has "
+                                  f"{[type(cb).__name__ for cb in ours]}")
+            stopped, stop_reason = bool(state["stopped"]), state["stop_reason"]
+            # everything checked that can be: change the trainer
+            self.network.set_params(params)
+            self.optimizer.load_state_dict(optimizer)
+            self.rng.bit_generator.state = rng.bit_generator.state
+            for layer, g in zip(self.network.layers, layer_rngs):
+                if g is not None:
+                    layer.rng.bit_generator.state = g.bit_generator.state
+            for cb, s in zip(ours, saved):
+                cb.load_state_dict(s["state"])
+            self.epoch = epoch
+            self.stop_training, self.stop_reason = stopped, stop_reason
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"not a trainer state ({type(e).__name__}: {e})") from None
+
+    def _check_saved_params(self, params, what: str) -> None:
+        layers = self.network.layers
+        if not isinstance(params, list) or len(params) != len(layers):
+            raise ConfigError(f"{what}: expected one entry per layer ({len(layers)})")
+        for i, (layer, p) in enumerate(zip(layers, params)):
+            if not isinstance(p, dict) or set(p) != set(layer.params):
+                raise ConfigError(f"{what}: layer {i} should have {sorted(layer.params)}")
+            for k, v in p.items():
+                ref = layer.params[k]
+                if not isinstance(v, np.ndarray) or v.shape != ref.shape or v.dtype != ref.dtype:
+                    got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+                    raise ConfigError(f"{what}: layer {i} {k!r} should be {ref.dtype} {ref.shape}, got {got}")
+                if not np.isfinite(v).all():
+                    raise ConfigError(f"{what}: layer {i} {k!r} holds values that are not finite")
+
+    @staticmethod
+    def _generator_like(rng: np.random.Generator, state, what: str) -> np.random.Generator:
+        g = np.random.Generator(type(rng.bit_generator)())
+        try:
+            g.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as e:
+            raise ConfigError(f"{what}: not a {type(rng.bit_generator).__name__} state ({e})") from None
+        return g
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
         """One SGD step on one mini-batch (the book's ``update_mini_batch``)."""
@@ -254,7 +445,7 @@ class Trainer:
 
 def train(network, optimizer, x, y, *, epochs: int, batch_size: int = 10, rng=None,
           callbacks: Sequence[Callback] = (), fast: bool = True, blas_threads: int | None = 1,
-          augment=None) -> History:
+          augment=None, max_weight: float | None = Trainer.MAX_WEIGHT) -> History:
     """Convenience wrapper: ``Trainer(...).fit(x, y, epochs)``."""
     return Trainer(network, optimizer, batch_size=batch_size, rng=rng, callbacks=callbacks,
-                   fast=fast, blas_threads=blas_threads, augment=augment).fit(x, y, epochs)
+                   fast=fast, blas_threads=blas_threads, augment=augment, max_weight=max_weight).fit(x, y, epochs)

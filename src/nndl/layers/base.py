@@ -50,6 +50,9 @@ class Layer:
         input_grad: whether ``backward`` must compute dC/d(input). The network
             sets it to False on its first layer with parameters, whose input
             gradient nobody uses; a layer may then skip that work and return None.
+        rng: the layer's own ``numpy.random.Generator`` for randomness while
+            training (a :class:`~nndl.layers.Dropout` mask); None for layers
+            that draw nothing. Checkpoints save its state.
         spec: the architecture spec token that created the layer (e.g.
             ``"conv:20:5,pool:2"``, set by :func:`nndl.architecture.parse_layers`)
             so that build errors can name it; None for layers built in code.
@@ -63,6 +66,7 @@ class Layer:
     init: Initializer | None = None
     default_init: str | None = None
     input_grad: bool = True
+    rng: np.random.Generator | None = None
     spec: str | None = None
 
     #: keys of ``params`` that weight penalties (L1, L2) apply to
