@@ -10,11 +10,22 @@
     nndl serve [MODEL ...]      a local web page: draw a digit, browse mistakes, training curves
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
+
+Exit codes: 0 done; 1 an error (one line ``nndl: error: ...``); 2 a usage
+error; 3 ``nndl train``: the run diverged (the last finite epoch is kept);
+128 + the signal's number when a signal ended it after the last complete
+epoch: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP (a closed terminal).
+Output closed early (``nndl train ... | head -1``) is not an error: the rest
+of the output is dropped and the work goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +37,8 @@ from .errors import ConfigError, NNDLError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 128 + signal.SIGINT   # 130; SIGTERM gives 143, SIGHUP 129
 
 
 # -- argument types: they only read numbers; the rules live in nndl.config ---------
@@ -137,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="save the trained network (.npz: nndl format, .json: the book's network2 format)")
     out.add_argument("--history", type=Path, metavar="PATH", default=None,
                      help="write per-epoch metrics and the run configuration as JSON")
+    out.add_argument("--save-best", nargs="?", const=True, default=None, metavar="METRIC",
+                     help="--save keeps the network of the best epoch by METRIC, e.g. validation_accuracy "
+                          "or validation_cost (default: validation accuracy when monitored, else test or "
+                          "training accuracy), instead of the last epoch's")
+    out.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                     help="after every epoch, save everything needed to continue the run into DIR "
+                          "(created if missing; its parent must exist), replacing the previous checkpoint "
+                          "atomically; continue a stopped run with --resume DIR")
+    out.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="continue the run checkpointed in DIR with its own configuration and outputs; "
+                          "the result is the same as if it had never stopped. Only --epochs may change "
+                          "(to train on); --save, --history and --checkpoint may name other files")
     out.add_argument("--no-progress", dest="progress", action="store_false", default=True,
                      help="no progress bars")
     t.set_defaults(func=cmd_train)
@@ -216,7 +240,8 @@ def _load_data(data_dir, progress: bool):
 
 
 #: ``nndl train`` options that are not fields of the run configuration
-_NOT_CONFIG = {"command", "func", "data_dir", "config_from", "save", "history", "progress"}
+_NOT_CONFIG = {"command", "func", "data_dir", "config_from", "save", "history", "progress", "save_best",
+               "checkpoint", "resume"}
 
 
 def config_from_args(args):
@@ -255,33 +280,275 @@ def _read_config(path: Path) -> dict:
                       "nndl train --history record theirs)")
 
 
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def _resumed_config(args, state):
+    """The checkpoint's run configuration, with the options given now checked
+    against it: only --epochs may change (to a total >= the epochs done)."""
+    from .config import ConfigFieldError, RunConfig, _checkpoint_config
+
+    if args.config_from is not None:
+        raise ConfigError("--config-from and --resume cannot be combined: a resumed run keeps the "
+                          "configuration it was started with")
+    config = _checkpoint_config(state)
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    if "layers" in given and "sizes" not in given:
+        base = {**config.to_dict(), "sizes": None}
+    elif "sizes" in given and "layers" not in given:
+        base = {**config.to_dict(), "layers": None}
+    else:
+        base = config.to_dict()
+    try:
+        asked = RunConfig.from_dict({**base, **given})
+    except ConfigFieldError as e:
+        raise ConfigError(f"{_flag(e.field)}: {e}") from None
+    for name in given:
+        for field_name in (("sizes", "layers") if name in ("sizes", "layers") else (name,)):
+            if field_name != "epochs" and getattr(asked, field_name) != getattr(config, field_name):
+                raise ConfigError(f"{_flag(name)} {_shown(getattr(asked, field_name))} contradicts the run "
+                                  f"checkpointed in {args.resume}, whose {field_name} is "
+                                  f"{_shown(getattr(config, field_name))}; a resumed run keeps its "
+                                  "configuration: only --epochs may change")
+    if asked.epochs < state.epoch:
+        raise ConfigError(f"--epochs {asked.epochs}: the run checkpointed in {args.resume} has already done "
+                          f"{state.epoch} epochs")
+    return asked
+
+
+def _check_output_file(path: Path, option: str, suffixes: Sequence[str] | None = None) -> Path:
+    """Refuse, before any training, an output path that cannot be written."""
+    import tempfile
+
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        got = f"{path.suffix!r}" if path.suffix else "no extension"
+        raise ConfigError(f"{option} {path}: {got} is not a known extension; use {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: it is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{option} {path}: the folder {folder} {what}")
+    try:   # what a save will do: create a file in that folder
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".check")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: the folder {folder} is not writable ({e.strerror or e})") from None
+    return path
+
+
+def _check_checkpoint_folder(folder: Path, option: str, *, resumed_from: Path | None = None) -> None:
+    """A folder --checkpoint can write: creatable or writable, not in use, and
+    not holding the checkpoint of another run."""
+    from . import checkpoint as ckpt
+
+    folder = Path(folder)
+    same = resumed_from is not None and folder.resolve() == Path(resumed_from).resolve()
+    if not same and ckpt.exists(folder):
+        raise ConfigError(f"{option} {folder} already holds a checkpoint; continue that run with --resume "
+                          f"{folder}, or choose another folder")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder}: it is a file; give a folder")
+    if folder.is_dir():
+        _check_output_file(folder / ckpt.FILENAME, option)
+        with ckpt.Lock(folder / ckpt.LOCK_NAME, what=f"{option} {folder}"):
+            pass
+    else:
+        parent = folder.parent if str(folder.parent) else Path(".")
+        if not parent.is_dir():
+            raise ConfigError(f"{option} {folder}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} {folder}: cannot create it, the folder {parent} is not writable")
+
+
+def _check_outputs(save, history, checkpoint, network, *, resumed_from=None,
+                   checkpoint_option: str = "--checkpoint") -> None:
+    """Every output path checked before the data is read and training starts."""
+    from .io import to_book_dict
+
+    if save is not None:
+        _check_output_file(save, "--save", (".npz", ".json"))
+        if save.suffix.lower() == ".json":
+            try:
+                to_book_dict(network)
+            except ConfigError as e:
+                raise ConfigError(f"--save {save}: {e}") from None
+    if history is not None:
+        _check_output_file(history, "--history")
+    if save is not None and history is not None and save.resolve() == history.resolve():
+        raise ConfigError(f"--save and --history both name {save}; give two files")
+    if checkpoint is not None:
+        _check_checkpoint_folder(checkpoint, checkpoint_option, resumed_from=resumed_from)
+
+
+class _SignalsAsInterrupt:
+    """While training, SIGTERM and SIGHUP (a closed terminal) end the run the
+    way Ctrl-C does: after the last complete epoch, with what was asked saved.
+    Afterwards they are only noted, so that the outputs are written whole;
+    ``received`` is the last signal's number."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.armed = False
+        self._old: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+        if self.armed:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "_SignalsAsInterrupt":
+        self.armed = True
+        for name in self.NAMES:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:   # not the main thread: leave the signals alone
+                break
+        return self
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received else "SIGINT"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+
 def cmd_train(args) -> int:
     from . import callbacks as cb
-    from .config import run
-    from .io import save
+    from . import checkpoint as ckpt
+    from .config import best_metric, resume, run
 
-    config = config_from_args(args)
-    config.build_network()   # shape errors now, before the data is read
+    state = None
+    if args.resume is not None:
+        state = ckpt.read(args.resume)
+        config = _resumed_config(args, state)
+        notes = state.run.get("notes") or {}
+        stored_best = state.run.get("keep_best")
+        given_best = args.save_best
+        if given_best is not None:
+            want = best_metric(config, given_best)
+            if stored_best != want:
+                raise ConfigError(f"--save-best {want}: the run checkpointed in {args.resume} "
+                                  + (f"kept its best epoch by {stored_best}" if stored_best else
+                                     "did not keep its best epoch") + "; a resumed run cannot change that")
+        keep_best = stored_best
+        save = args.save or (Path(notes["save"]) if notes.get("save") else None)
+        history_path = args.history or (Path(notes["history"]) if notes.get("history") else None)
+        checkpoint = args.checkpoint or args.resume
+    else:
+        config = config_from_args(args)
+        save, history_path = args.save, args.history
+        checkpoint = args.checkpoint
+        given_best = args.save_best
+        keep_best = None if given_best is None else best_metric(config, given_best)
+    if keep_best is not None and save is None:
+        raise ConfigError("--save-best chooses which epoch's network --save writes; give --save too")
+    network = config.build_network()   # shape errors now, before the data is read
+    _check_outputs(save, history_path, checkpoint, network, resumed_from=args.resume,
+                   checkpoint_option="--checkpoint" if args.checkpoint else "--resume")
     splits = _load_data(args.data_dir, args.progress)
     n_train = (config.train_size or len(splits.training)) * (5 if config.expand else 1)
-    print(f"Training {config.describe()}; {n_train} training images", flush=True)
     callbacks: list = []
     if args.progress:
         callbacks.append(cb.ProgressBar(file=sys.stderr))
     callbacks.append(cb.EpochPrinter(file=sys.stdout))
-    result = run(config, data=splits, callbacks=callbacks)
-    if result.interrupted:
-        print(f"\nInterrupted: keeping the {result.history.epochs} completed epoch(s).", file=sys.stderr)
-    elif result.stop_reason:
-        print(f"Stopped early: {result.stop_reason}.")
-    _summarise(result.history)
-    if args.history:
-        result.history.to_json(args.history)
-        print(f"History written to {args.history}")
-    if args.save:
-        save(result.network, args.save)
-        print(f"Network saved to {args.save}")
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    notes = {"save": str(save.absolute()) if save else None,
+             "history": str(history_path.absolute()) if history_path else None}
+    with _SignalsAsInterrupt() as signals:
+        if state is None:
+            print(f"Training {config.describe()}; {n_train} training images", flush=True)
+        else:
+            print(f"Resuming {config.describe()} from {args.resume} after epoch {state.epoch - 1}; "
+                  f"{n_train} training images", flush=True)
+        try:
+            if state is None:
+                result = run(config, data=splits, callbacks=callbacks, checkpoint=checkpoint,
+                             keep_best=keep_best, notes=notes)
+            else:
+                result = resume(state, epochs=config.epochs, data=splits, callbacks=callbacks,
+                                checkpoint=checkpoint, notes=notes)
+        except KeyboardInterrupt:   # before training began (e.g. while expanding the data)
+            result = None
+        signals.disarm()   # from here on a signal waits until the outputs are written
+        if result is None or (result.interrupted and not result.history.epochs):
+            kept = [f"{opt} {path}" for opt, path in (("--save", save), ("--history", history_path)) if path]
+            print(f"\nInterrupted ({signals.name}) before an epoch was completed: nothing written"
+                  + (f" ({' and '.join(kept)} left as they were)" if kept else "") + ".", file=sys.stderr)
+            return signals.exit_code
+        complete = state is not None and (state.epoch >= config.epochs or state.state.get("stopped"))
+        if complete:
+            print(f"The run in {args.resume} is complete ({state.epoch} epochs"
+                  + (f"; {result.stop_reason})." if result.stop_reason else
+                     "); give a larger --epochs to train on."))
+        if result.interrupted:
+            print(f"\nInterrupted ({signals.name}): keeping the {result.history.epochs} completed epoch(s).",
+                  file=sys.stderr)
+        elif result.stop_reason and not result.diverged and not complete:
+            print(f"Stopped early: {result.stop_reason}.")
+        _summarise(result.history)
+        _write_outputs(result, save, history_path, checkpoint)
+    if result.diverged:
+        print(f"nndl: error: {result.stop_reason}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return signals.exit_code if result.interrupted or signals.received else 0
+
+
+def _write_outputs(result, save: Path | None, history_path: Path | None, checkpoint: Path | None) -> None:
+    """--save and --history, both or neither, and never from different runs:
+    they are written while holding a lock on their folders, so that two
+    trainings naming the same files leave the pair of one of them."""
+    from . import checkpoint as ckpt
+    from .io import save as save_network
+
+    epochs = result.history.epochs
+    folders = sorted({str((p.parent if str(p.parent) else Path(".")).resolve())
+                      for p in (save, history_path) if p is not None})
+    with contextlib.ExitStack() as locks:
+        for folder in folders:
+            locks.enter_context(ckpt.Lock(folder, what=f"output folder {folder}", wait=True))
+        if save is not None:
+            if epochs == 0:
+                print(f"Network not saved to {save}: the run diverged before completing an epoch.")
+            else:
+                best = result.best
+                if best is not None and best.epoch is not None:
+                    best.restore(result.network)
+                    value = f"{best.value:.2%}" if best.monitor.endswith("_accuracy") else f"{best.value:.6g}"
+                    which = f"epoch {best.epoch}, the best {best.monitor.replace('_', ' ')}: {value}"
+                else:
+                    which = f"epoch {epochs - 1}, the last completed"
+                save_network(result.network, save)
+                print(f"Network saved to {save} ({which})")
+        if history_path is not None:
+            result.history.to_json(history_path)
+            print(f"History written to {history_path}")
+    if checkpoint is not None and epochs:
+        print(f"Checkpoint in {checkpoint} (epoch {epochs - 1}); continue with nndl train --resume {checkpoint}"
+              if result.interrupted or result.diverged else f"Checkpoint in {checkpoint} (epoch {epochs - 1})")
 
 
 def _summarise(history) -> None:
@@ -562,7 +829,60 @@ def cmd_serve(args) -> int:
 
 
 # -- entry point -------------------------------------------------------------------
+class _DropWhenClosed:
+    """stdout/stderr that let the program go on when the reader has gone
+    (``nndl train ... | head -1``): the first broken-pipe error points the
+    stream at the null device, and what follows is silently dropped."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass   # no file descriptor (a captured stream): writes keep failing, quietly
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+        except OSError as e:
+            if e.errno != errno.EPIPE:
+                raise
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+        except OSError as e:
+            if e.errno != errno.EPIPE:
+                raise
+            self._closed()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _DropWhenClosed(out), _DropWhenClosed(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()   # what is still buffered, while a closed reader is still forgiven
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -509,7 +509,7 @@ def run(config: RunConfig, *, data=None, data_dir=None, callbacks: Sequence = ()
 
 
 def resume(folder, *, epochs: int | None = None, data=None, data_dir=None, callbacks: Sequence = (),
-           progress: bool = False, checkpoint="same") -> RunResult:
+           progress: bool = False, checkpoint="same", notes: Mapping | None = None) -> RunResult:
     """Continue the run checkpointed in ``folder`` with its own configuration.
 
     The result equals the uninterrupted run's exactly (weights and history,
@@ -528,6 +528,7 @@ def resume(folder, *, epochs: int | None = None, data=None, data_dir=None, callb
             with a state of their own must be the same as the first time.
         checkpoint: where to go on checkpointing: ``"same"`` (``folder``),
             another folder, or None (nowhere).
+        notes: replace the notes stored in the checkpoint (see :func:`run`).
 
     A run that already did all its epochs, or that early stopping or the
     schedule ended, is returned as it is, without training.
@@ -548,7 +549,8 @@ def resume(folder, *, epochs: int | None = None, data=None, data_dir=None, callb
         raise CheckpointError(f"{state.path}: {state.epoch} epochs done of a run of {config.epochs}")
     return _execute(config, data=data, data_dir=data_dir, callbacks=callbacks, progress=progress,
                     checkpoint=folder if checkpoint == "same" else checkpoint,
-                    keep_best=state.run.get("keep_best"), notes=state.run.get("notes"), state=state)
+                    keep_best=state.run.get("keep_best"), notes=state.run.get("notes") if notes is None else notes,
+                    state=state)
 
 
 def _execute(config: RunConfig, *, data, data_dir, callbacks, progress, checkpoint, keep_best, notes,
