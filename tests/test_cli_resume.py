@@ -235,11 +235,11 @@ def _paths(tmp_path):
 
 OUTPUT_CASES = {
     "save in a missing folder": (
-        ["--save", "{t}/nope/net.npz"], "--save {t}/nope/net.npz: the folder {t}/nope does not exist"),
+        ["--save", "{t}/nope/net.npz"], "--save: cannot write {t}/nope/net.npz: the folder {t}/nope does not exist"),
     "save to a folder": (
         ["--save", "{t}/folder"], "--save {t}/folder: no extension is not a known extension; use .npz or .json"),
     "save to a folder.npz": (
-        ["--save", "{t}/folder.npz"], "--save {t}/folder.npz: it is a folder; give a file name"),
+        ["--save", "{t}/folder.npz"], "--save: cannot write {t}/folder.npz: it is a folder; give a file name"),
     "save with another extension": (
         ["--save", "{t}/net.pkl"], "--save {t}/net.pkl: '.pkl' is not a known extension; use .npz or .json"),
     "book format for relu": (
@@ -247,11 +247,13 @@ OUTPUT_CASES = {
         "--save {t}/net.json: the book's format stores only sigmoid Dense layers; save in the nndl format (.npz)"),
     "book format for log-likelihood": (
         ["--cost", "log-likelihood", "--save", "{t}/net.json"],
-        "--save {t}/net.json: the book's format stores quadratic or cross-entropy networks, not log-likelihood"),
+        "--save {t}/net.json: the book's format stores quadratic or cross-entropy networks, not log-likelihood; "
+        "save in the nndl format (.npz)"),
     "history to a folder": (
-        ["--history", "{t}/folder"], "--history {t}/folder: it is a folder; give a file name"),
+        ["--history", "{t}/folder"], "--history: cannot write {t}/folder: it is a folder; give a file name"),
     "history in a missing folder": (
-        ["--history", "{t}/nope/h.json"], "--history {t}/nope/h.json: the folder {t}/nope does not exist"),
+        ["--history", "{t}/nope/h.json"],
+        "--history: cannot write {t}/nope/h.json: the folder {t}/nope does not exist"),
     "save and history the same": (
         ["--save", "{t}/net.npz", "--history", "{t}/net.npz"],
         "--save and --history both name {t}/net.npz; give two files"),
@@ -322,10 +324,9 @@ def test_a_read_only_folder_is_refused_before_training(option, tmp_path):
         name = {"--save": "net.npz", "--history": "h.json", "--checkpoint": "ck"}[option]
         code, err = _as_nobody(["train", "--data-dir", str(tmp_path / "no-data"), option, str(folder / name)])
         assert code == 1
-        expected = {"--save": f"--save {folder}/net.npz: the folder {folder} is not writable (Permission denied)",
-                    "--history": f"--history {folder}/h.json: the folder {folder} is not writable (Permission denied)",
-                    "--checkpoint": f"--checkpoint {folder}/ck: cannot create it, the folder {folder} is not writable"}
-        assert one_error_line(err) == "nndl: error: " + expected[option]
+        target = folder / name / ckpt.FILENAME if option == "--checkpoint" else folder / name
+        assert one_error_line(err) == (f"nndl: error: {option}: cannot write {target}: the folder {folder} is not "
+                                       "writable (Permission denied)")
         assert sorted(p.name for p in folder.iterdir()) == ["net.npz"]
         assert (folder / "net.npz").read_bytes() == b"a good model"
     finally:

@@ -323,27 +323,18 @@ def _resumed_config(args, state):
     return asked
 
 
-def _check_output_file(path: Path, option: str, suffixes: Sequence[str] | None = None) -> Path:
-    """Refuse, before any training, an output path that cannot be written."""
-    import tempfile
+def _check_output_file(path: Path, option: str, suffixes: Sequence[str] | None = None, *,
+                       parents: bool = False) -> Path:
+    """Refuse, before any training, an output path that cannot be written
+    (:func:`nndl.fileio.check_writable`); the message says which option."""
+    from .errors import OutputError
+    from .fileio import check_writable
 
-    path = Path(path)
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        got = f"{path.suffix!r}" if path.suffix else "no extension"
-        raise ConfigError(f"{option} {path}: {got} is not a known extension; use {' or '.join(suffixes)}")
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: it is a folder; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise ConfigError(f"{option} {path}: the folder {folder} {what}")
-    try:   # what a save will do: create a file in that folder
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".check")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise ConfigError(f"{option} {path}: the folder {folder} is not writable ({e.strerror or e})") from None
-    return path
+    try:
+        return check_writable(path, suffixes, what=option, parents=parents)
+    except OutputError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(option) else f"{option}: {message}") from None
 
 
 def _check_checkpoint_folder(folder: Path, option: str, *, resumed_from: Path | None = None) -> None:
@@ -362,24 +353,23 @@ def _check_checkpoint_folder(folder: Path, option: str, *, resumed_from: Path | 
         _check_output_file(folder / ckpt.FILENAME, option)
         with ckpt.Lock(folder / ckpt.LOCK_NAME, what=f"{option} {folder}"):
             pass
-    else:
+    else:   # made when training starts: one level, a mistyped path is not created
         parent = folder.parent if str(folder.parent) else Path(".")
         if not parent.is_dir():
             raise ConfigError(f"{option} {folder}: the folder {parent} does not exist")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise ConfigError(f"{option} {folder}: cannot create it, the folder {parent} is not writable")
+        _check_output_file(folder / ckpt.FILENAME, option, parents=True)
 
 
 def _check_outputs(save, history, checkpoint, network, *, resumed_from=None,
                    checkpoint_option: str = "--checkpoint") -> None:
     """Every output path checked before the data is read and training starts."""
-    from .io import to_book_dict
+    from .io import MODEL_SUFFIXES, check_book_format
 
     if save is not None:
-        _check_output_file(save, "--save", (".npz", ".json"))
+        _check_output_file(save, "--save", MODEL_SUFFIXES)
         if save.suffix.lower() == ".json":
             try:
-                to_book_dict(network)
+                check_book_format(network)
             except ConfigError as e:
                 raise ConfigError(f"--save {save}: {e}") from None
     if history is not None:
