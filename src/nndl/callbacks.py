@@ -484,6 +484,11 @@ class Checkpoint(Callback):
     The folder is created if missing (its parent must exist) and locked while
     training (``folder/.nndl-lock``): a second training cannot write the same
     checkpoint.
+
+    An epoch counts as complete once the :class:`~nndl.history.History` has
+    recorded it; put callbacks with a state before the history (the
+    :class:`~nndl.training.Trainer` appends its own history last), so that
+    an interrupt never saves a state they have not updated yet.
     """
 
     def __init__(self, folder, every: int = 1, run: dict | None = None) -> None:

@@ -521,7 +521,7 @@ def resume(folder, *, epochs: int | None = None, data=None, data_dir=None, callb
             :func:`run` (``nndl train --checkpoint DIR``), or what
             :func:`nndl.checkpoint.read` read from one.
         epochs: train up to this many epochs in all instead of the
-            configuration's (it can only grow). Only the evaluation
+            configuration's (not fewer than are done). Only the evaluation
             ``monitor_every`` makes after the last epoch differs from a run
             planned that long from the start.
         data, data_dir, callbacks, progress: as for :func:`run`. Callbacks
