@@ -35,10 +35,12 @@ How it is computed (measured against alternatives in ``bench/bench_conv_layers.p
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from .. import activations, initializers
 from ..errors import ConfigError, positive_int
+from ..kernels import compiled
+from ..kernels import conv as conv_kernels
+from ..kernels.threads import kernel_threads
 from .base import Layer
 
 __all__ = [
@@ -54,7 +56,7 @@ __all__ = [
 # multi-threading (BLAS), and these loops are memory-bound copies.
 # ---------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _im2col_kernel(x, k, cols):  # pragma: no cover - compiled
     N, C, H, W = x.shape
     OH = H - k + 1
@@ -71,7 +73,7 @@ def _im2col_kernel(x, k, cols):  # pragma: no cover - compiled
                             cols[r, o + ow] = x[n, c, oh + i, ow + j]
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _col2im_kernel(cols, k, dx):  # pragma: no cover - compiled
     N, C, H, W = dx.shape
     OH = H - k + 1
@@ -89,7 +91,7 @@ def _col2im_kernel(cols, k, dx):  # pragma: no cover - compiled
                             dx[n, c, oh + i, ow + j] += cols[r, o + ow]
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _maxpool_forward_kernel(z, p, out, arg):  # pragma: no cover - compiled
     N, C, PH, PW = out.shape
     for n in range(N):
@@ -108,7 +110,7 @@ def _maxpool_forward_kernel(z, p, out, arg):  # pragma: no cover - compiled
                     arg[n, c, ph, pw] = best_at
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _maxpool_backward_kernel(g, arg, p, dz):  # pragma: no cover - compiled
     N, C, PH, PW = g.shape
     dz[...] = 0
@@ -373,10 +375,9 @@ class _ConvBase(Layer):
             raise ConfigError(f"{name}: {e}") from None
         self.activation = _elementwise_activation(activation, self._label())
         self.dtype = None
-        # Scratch buffers reused between calls of the same batch size (one of
-        # each per layer, replaced when the batch size changes).
-        self._cols_buf = None
-        self._dcols_buf = None
+        # Scratch buffers reused between calls of the same batch size (by name,
+        # replaced when the batch size changes).
+        self._buffers: dict[str, np.ndarray] = {}
 
     def _label(self) -> str:
         return f"{type(self).__name__}(filters={self.filters}, kernel={self.kernel_size})"
@@ -404,30 +405,52 @@ class _ConvBase(Layer):
     def b(self) -> np.ndarray:
         return self.params["b"]
 
-    def _conv(self, x: np.ndarray, train: bool, bias: np.ndarray | None) -> np.ndarray:
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype=None) -> np.ndarray:
+        buf = _scratch(self._buffers.get(name), shape, dtype or self.dtype)
+        self._buffers[name] = buf
+        return buf
+
+    def _conv_pool(self, x: np.ndarray, train: bool, p: int) -> np.ndarray:
+        """Convolution, p x p max-pooling (p = 1: none), then + b, compiled
+        (:mod:`nndl.kernels.conv`). Returns ``(N, F, OH/p, OW/p)``, an NCHW view
+        of a channels-last array."""
         _check_batch(x, self.input_shape, self._label())
         x = np.asarray(x, dtype=self.dtype)
-        if train:
-            z, cols = conv2d_forward(x, self.params["w"], bias, cols=self._cols_buf)
-            self._cols_buf = cols
-        else:
-            # Evaluation may use big batches: do not keep the (C k k, N OH OW)
-            # matrix alive; backward rebuilds it from x if ever asked.
-            z, cols = conv2d_forward(x, self.params["w"], bias)
-            cols = None
-        self._x, self._cols = x, cols
-        return z
+        N, C, H, W = x.shape
+        k, F = self.kernel_size, self.filters
+        OH, OW = H - k + 1, W - k + 1
+        xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))   # free if x is a view of (N, H, W, C)
+        w2 = conv_kernels.to_w2(self.params["w"])
+        out = np.empty((N, OH // p, OW // p, F), dtype=self.dtype)
+        arg = np.empty(out.shape if p > 1 else (0, 0, 0, 0), dtype=np.int32)
+        with kernel_threads(N) as chunks:
+            # Training keeps every image's patches for backward; inference
+            # (possibly big batches) uses one scratch image per thread.
+            cols = self._buffer("cols" if train else "cols_eval",
+                                conv_kernels.cols_shape(N if train else chunks, C, H, W, k))
+            conv_kernels.conv_pool_forward(xh, w2.T, self.params["b"], k, p, train, cols, out, arg, chunks)
+        self._xh, self._cols, self._arg, self._w2 = xh, (cols if train else None), arg, w2
+        return out.transpose(0, 3, 1, 2)
 
-    def _conv_backward(self, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """dC/dz of the convolution -> (dC/dx, dC/db); fills grads["w"]."""
-        dcols = None
-        if self._cols is None:
-            self._cols = im2col(self._x, self.kernel_size)
-        elif self._cols is self._cols_buf:  # training: reuse the scratch buffer too
-            dcols = self._dcols_buf = _scratch(self._dcols_buf, self._cols.shape, self.dtype)
-        dx, _, db = conv2d_backward(dz, self.params["w"], self._cols, self._x.shape,
-                                    dw_out=self.grads["w"], dcols=dcols, need_dx=self.input_grad)
-        return dx, db
+    def _conv_pool_backward(self, delta: np.ndarray, p: int) -> np.ndarray | None:
+        """delta = dC/d(output of :meth:`_conv_pool`) -> dC/dx (None if not
+        ``input_grad``); fills ``grads``."""
+        delta = np.ascontiguousarray(np.asarray(delta, dtype=self.dtype).transpose(0, 2, 3, 1))
+        xh = self._xh
+        N, H, W, C = xh.shape
+        k, F = self.kernel_size, self.filters
+        with kernel_threads(N) as chunks:
+            if self._cols is None:    # after an inference forward: rebuild the patches
+                self._cols = self._buffer("cols", conv_kernels.cols_shape(N, C, H, W, k))
+                conv_kernels.im2col(xh, k, self._cols, chunks)
+            dwp = self._buffer("dwp", (chunks, F, C * k * k))
+            dbp = self._buffer("dbp", (chunks, F))
+            dx = np.empty((N if self.input_grad else 0, H, W, C), dtype=self.dtype)
+            conv_kernels.conv_pool_backward(delta, self._arg, self._cols, self._w2, k, p, dwp, dbp,
+                                            self.input_grad, dx, chunks)
+        conv_kernels.from_w2(dwp.sum(axis=0), C, k, out=self.grads["w"])
+        self.grads["b"][...] = dbp.sum(axis=0)
+        return dx.transpose(0, 3, 1, 2) if self.input_grad else None
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """dC/da -> dC/dx: delta = dC/da * sigma'(z) (BP2's second half), then backward_delta."""
@@ -464,16 +487,13 @@ class Conv2D(_ConvBase):
         return self.output_shape
 
     def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
-        self.z = self._conv(x, train, self.params["b"])
+        self.z = self._conv_pool(x, train, 1)
         self.a = self.activation.fn(self.z)
         return self.a
 
     def backward_delta(self, delta: np.ndarray) -> np.ndarray:
         """Gradients from delta = dC/dz, shape ``(N, F, OH, OW)``; returns dC/dx."""
-        delta = np.asarray(delta, dtype=self.dtype)
-        dx, db = self._conv_backward(delta)
-        self.grads["b"][...] = db
-        return dx
+        return self._conv_pool_backward(delta, 1)
 
     def config(self) -> dict:
         return {"type": "Conv2D", "filters": self.filters, "kernel_size": self.kernel_size,
@@ -544,7 +564,6 @@ class ConvPool(_ConvBase):
                  activation="sigmoid", init=None) -> None:
         self.pool_size = _positive_int(pool_size, "pool_size", "ConvPool")
         super().__init__(filters, kernel_size, activation, init)
-        self._dconv_buf = None
 
     def _label(self) -> str:
         return (f"ConvPool(filters={self.filters}, kernel={self.kernel_size}, "
@@ -561,27 +580,15 @@ class ConvPool(_ConvBase):
         return self.output_shape
 
     def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
-        conv = self._conv(x, train, None)             # (N, F, OH, OW), no bias yet
-        z, self._arg = maxpool_forward(conv, self.pool_size)
-        z += self.params["b"][:, None, None]          # bias after pooling (network3)
-        self._conv_shape = conv.shape
-        self.z = z
-        self.a = self.activation.fn(z)
+        # z = maxpool(w * x) + b: the bias after pooling (network3), all in one compiled pass
+        self.z = self._conv_pool(x, train, self.pool_size)
+        self.a = self.activation.fn(self.z)
         return self.a
 
     def backward_delta(self, delta: np.ndarray) -> np.ndarray:
-        """Gradients from delta = dC/dz at the pooled level, ``(N, F, OH/p, OW/p)``."""
-        delta = np.asarray(delta, dtype=self.dtype)
-        self.grads["b"][...] = delta.sum(axis=(0, 2, 3))
-        N, F, OH, OW = self._conv_shape
-        # Write the unpooled gradient filter-major, the layout conv2d_backward
-        # reads without copying.
-        buf = _scratch(self._dconv_buf, (F, N, OH, OW), self.dtype)
-        self._dconv_buf = buf
-        dconv = maxpool_backward(delta, self._arg, self.pool_size, self._conv_shape,
-                                 out=buf.transpose(1, 0, 2, 3))
-        dx, _ = self._conv_backward(dconv)
-        return dx
+        """Gradients from delta = dC/dz at the pooled level, ``(N, F, OH/p, OW/p)``;
+        only each window's maximum passes its gradient on to w and x."""
+        return self._conv_pool_backward(delta, self.pool_size)
 
     def config(self) -> dict:
         return {"type": "ConvPool", "filters": self.filters, "kernel_size": self.kernel_size,
