@@ -21,8 +21,8 @@ import numpy as np
 
 try:
     import numba
-    from numba import njit
-    from numba.typed import List as TypedList
+
+    from . import compiled
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps nndl usable without it
     numba = None
 
@@ -66,7 +66,7 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 if AVAILABLE:
 
-    @njit(cache=True)
+    @compiled()
     def _to_csr(x):
         # Branch-free: every entry is written and the write position only
         # advances past non-zeros (mispredicted branches cost more than stores).
@@ -89,7 +89,7 @@ if AVAILABLE:
                 q += v != 0
         return indptr, indices[:nnz], values[:nnz]
 
-    @njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+    @compiled(inline="always", fastmath=True, error_model="numpy")
     def _act(code, z):
         if code == SIGMOID:
             if z >= 0:
@@ -102,7 +102,7 @@ if AVAILABLE:
             return z if z > 0 else z * 0
         return z
 
-    @njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+    @compiled(inline="always", fastmath=True, error_model="numpy")
     def _act_prime(code, z, a):
         if code == SIGMOID:
             return a * (1 - a)
@@ -112,7 +112,7 @@ if AVAILABLE:
             return a * 0 + 1 if z > 0 else a * 0
         return a * 0 + 1
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _activate(code, z, a, rows):
         if code == SOFTMAX:
             for i in range(rows):
@@ -130,7 +130,7 @@ if AVAILABLE:
                 for j in range(z.shape[1]):
                     a[i, j] = _act(code, z[i, j])
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _decay(wT, vT, eta, mu, l2, l1, n):
         """The dense part of a weight step: momentum decay and the weight penalties.
 
@@ -151,7 +151,7 @@ if AVAILABLE:
                     w = wT[k, j]
                     vT[k, j] = mu * vT[k, j] - c2 * w - c1 * np.sign(w)
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _forward_sparse(indptr, indices, values, order, s, rows, w0, b0, z):
         # z_i = b + sum over the non-zero inputs x_ip of x_ip * wT[p, :]
         for i in range(rows):
@@ -164,7 +164,7 @@ if AVAILABLE:
                 for j in range(zi.shape[0]):
                     zi[j] += v * row[j]
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _forward_dense(a_prev, wT, b, z, rows):
         # z = a_prev w^T + b, with wT = w^T of shape (n_in, n_out)
         for i in range(rows):
@@ -176,7 +176,7 @@ if AVAILABLE:
                 for j in range(zi.shape[0]):
                     zi[j] += ak * row[j]
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _back_delta(d, wT, zp, ap, code, dp, rows):
         # BP2: delta^{l-1} = (w^l)^T delta^l * sigma'(z^{l-1})
         for i in range(rows):
@@ -188,7 +188,7 @@ if AVAILABLE:
                     acc += di[j] * row[j]
                 dp[i, k] = acc * _act_prime(code, zp[i, k], ap[i, k])
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _outer_step(ap, d, target, c, rows):
         # BP4 and the step: target -= c * sum_i a_prev_i^T delta_i
         for i in range(rows):
@@ -199,7 +199,7 @@ if AVAILABLE:
                 for j in range(di.shape[0]):
                     row[j] -= ca * di[j]
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _outer_step_sparse(indptr, indices, values, order, s, rows, d, target, c):
         for i in range(rows):
             r = order[s + i]
@@ -210,13 +210,13 @@ if AVAILABLE:
                 for j in range(di.shape[0]):
                     row[j] -= cv * di[j]
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _add(w, v):
         for k in range(w.shape[0]):
             for j in range(w.shape[1]):
                 w[k, j] += v[k, j]
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _output_delta(a, z, y, order, s, rows, code, delta_code, d):
         for i in range(rows):
             label = y[order[s + i]]
@@ -227,7 +227,7 @@ if AVAILABLE:
                 else:
                     d[i, j] = diff * _act_prime(code, z[i, j], a[i, j])   # (a - y) * sigma'(z)
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def sgd_batches(indptr, indices, values, y, order, start, stop, m,
                     wTs, bs, vwTs, vbs, zs, as_, deltas, acts, delta_code,
                     eta, mu, l2, l1, n):
@@ -271,7 +271,7 @@ if AVAILABLE:
                     _add(wT, vT)
                 _step_bias(bs[l], vbs[l], d, rows, c, mu)
 
-    @njit(cache=True, fastmath=True, error_model="numpy")
+    @compiled(fastmath=True, error_model="numpy")
     def _step_bias(b, vb, d, rows, c, mu):
         # BP3 and the step: b -= (eta/m) sum_i delta_i (momentum: through v)
         if mu != 0:
@@ -315,16 +315,16 @@ class DenseEpochRunner:
         self.delta_code = DELTA_FUSED if fused else DELTA_QUADRATIC
         self.l2 = sum(r.lmbda for r in optimizer.regularizers if isinstance(r, L2))
         self.l1 = sum(r.lmbda for r in optimizer.regularizers if isinstance(r, L1))
-        self.wTs = TypedList([np.ascontiguousarray(layer.params["w"].T) for layer in layers])
-        self.bs = TypedList([layer.params["b"].copy() for layer in layers])
+        self.wTs = tuple([np.ascontiguousarray(layer.params["w"].T) for layer in layers])
+        self.bs = tuple([layer.params["b"].copy() for layer in layers])
         vel = optimizer.velocity
-        self.vwTs = TypedList([np.ascontiguousarray(vel[(i, "w")].T) if (i, "w") in vel
+        self.vwTs = tuple([np.ascontiguousarray(vel[(i, "w")].T) if (i, "w") in vel
                                else np.zeros_like(self.wTs[i]) for i in range(len(layers))])
-        self.vbs = TypedList([vel[(i, "b")].copy() if (i, "b") in vel else np.zeros_like(self.bs[i])
+        self.vbs = tuple([vel[(i, "b")].copy() if (i, "b") in vel else np.zeros_like(self.bs[i])
                               for i in range(len(layers))])
-        self.zs = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
-        self.as_ = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
-        self.deltas = TypedList([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
+        self.zs = tuple([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
+        self.as_ = tuple([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
+        self.deltas = tuple([np.zeros((self.m, layer.n_out), dtype=dt) for layer in layers])
         # Compile (or load from numba's cache) now, so that epoch timings measure training.
         self.run(np.zeros(0, dtype=np.int64), 0, 0)
 
