@@ -818,6 +818,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _compile_notice():
+    """Say so before numba compiles the kernels (seconds, once: later runs load them from disk)."""
+    from .kernels import on_compile
+
+    return on_compile(lambda: print("compiling kernels (first run only)...", file=sys.stderr, flush=True))
+
+
 # -- entry point -------------------------------------------------------------------
 class _DropWhenClosed:
     """stdout/stderr that let the program go on when the reader has gone
@@ -879,6 +886,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.command in ("train", "evaluate", "experiment", "mistakes", "serve"):   # they run networks
+            with _compile_notice():
+                return args.func(args)
         return args.func(args)
     except NNDLError as e:
         print(f"nndl: error: {e}", file=sys.stderr)
