@@ -113,6 +113,25 @@ def test_float32_kernels_and_skipping_dx(C):
     np.testing.assert_array_equal(dw2, dw)
 
 
+@pytest.mark.parametrize("C", [1, 5])
+def test_inference_forward_with_scratch_patches_equals_training_forward(C):
+    # Inference keeps no patches: each thread reuses GROUP images' worth of scratch.
+    rng = np.random.default_rng(C)
+    N, H, F, k, chunks = 2 * kc.GROUP + 3, 9, 4, 3, 2
+    x = rng.standard_normal((N, H, H, C))
+    w2 = kc.to_w2(rng.standard_normal((F, C, k, k)))
+    b = rng.standard_normal(F)
+    outs = []
+    for keep, n_cols in ((True, N), (False, chunks * kc.GROUP)):
+        out = np.empty((N, 3, 3, F))
+        arg = np.empty((N, 3, 3, F), np.int32)
+        cols = np.empty(kc.cols_shape(n_cols, C, H, H, k))
+        kc.conv_pool_forward(x, w2.T, b, k, 2, keep, cols, out, arg, chunks)
+        outs.append((out, arg))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
 def test_pool_ties_go_to_the_first_position():
     # A 1x1 kernel of weight 1 makes the conv output equal the input, so the
     # pool sees exactly these values: ties in every pattern of a 2x2 window.

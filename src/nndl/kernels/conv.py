@@ -39,6 +39,8 @@ from . import compiled
 
 #: below this many input channels the patches are stored feature-major (K, P)
 FEW_CHANNELS = 4
+#: images per BLAS product in the forward pass (position-major patches)
+GROUP = 8
 
 
 def to_w2(w: np.ndarray) -> np.ndarray:
@@ -55,7 +57,8 @@ def from_w2(w2: np.ndarray, C: int, k: int, out: np.ndarray) -> np.ndarray:
 
 
 def cols_shape(n: int, C: int, H: int, W: int, k: int) -> tuple[int, int, int]:
-    """Shape of the patch array for ``n`` images: ``(n, P, K)`` or ``(n, K, P)``."""
+    """Shape of the patch array for ``n`` images: ``(n, P, K)`` or ``(n, K, P)``.
+    (Inference scratch: ``n = chunks * GROUP``.)"""
     P, K = (H - k + 1) * (W - k + 1), C * k * k
     return (n, K, P) if C < FEW_CHANNELS else (n, P, K)
 
@@ -239,7 +242,7 @@ def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, chunks):  # pragma:
         k, p: kernel size; pooling size (``p = 1``: no pooling).
         keep: True: ``cols`` is :func:`cols_shape` ``(N, ...)`` and keeps every
             image's patches for the backward pass; False: it is
-            ``(chunks, ...)`` scratch (inference).
+            ``(chunks * GROUP, ...)`` scratch (inference).
         out: ``(N, OH/p, OW/p, F)``, written: the pooled feature maps plus b.
         arg: ``(N, OH/p, OW/p, F)`` int32, written: the window position
             ``a*p + b`` of each maximum (unused when ``p = 1``).
@@ -248,23 +251,33 @@ def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, chunks):  # pragma:
     N, H, W, C = x.shape
     F = w2t.shape[1]
     OH, OW = H - k + 1, W - k + 1
+    P = OH * OW
+    G = GROUP
     for t in prange(chunks):
-        z = np.empty((OH * OW, F), dtype=out.dtype)
-        for n in range(t * N // chunks, (t + 1) * N // chunks):
-            c = cols[n] if keep else cols[t]
+        z = np.empty((G * P, F), dtype=out.dtype)
+        lo, hi = t * N // chunks, (t + 1) * N // chunks
+        for n0 in range(lo, hi, G):
+            g = min(G, hi - n0)
+            base = n0 if keep else t * G          # where this group's patches go
             if C < FEW_CHANNELS:
-                _im2col_kp(x[n], k, OH, OW, c)
-                np.dot(c.T, w2t, z)               # (P, F): z = cols^T w^T
+                for i in range(g):
+                    c = cols[base + i]
+                    _im2col_kp(x[n0 + i], k, OH, OW, c)
+                    np.dot(c.T, w2t, z[i * P:(i + 1) * P])      # (P, F) = cols^T w2^T
             else:
-                _im2col_pk(x[n], k, OH, OW, c)
-                np.dot(c, w2t, z)
-            if p == 1:
-                o = out[n].reshape(OH * OW, F)
-                for q in range(OH * OW):
-                    for f in range(F):
-                        o[q, f] = z[q, f] + b[f]
-            else:
-                _pool(z, p, OW, b, out[n], arg[n])
+                for i in range(g):
+                    _im2col_pk(x[n0 + i], k, OH, OW, cols[base + i])
+                # one product for the group: BLAS runs larger products faster
+                np.dot(cols[base:base + g].reshape(g * P, cols.shape[2]), w2t, z[:g * P])
+            for i in range(g):
+                zi = z[i * P:(i + 1) * P]
+                if p == 1:
+                    o = out[n0 + i].reshape(P, F)
+                    for q in range(P):
+                        for f in range(F):
+                            o[q, f] = zi[q, f] + b[f]
+                else:
+                    _pool(zi, p, OW, b, out[n0 + i], arg[n0 + i])
 
 
 @compiled(nogil=True, parallel=True)
@@ -296,6 +309,7 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, chunks
         db[...] = 0
         dc = np.empty((K, P) if few else (P, K), dtype=dwp.dtype)
         dz = np.empty((P, F), dtype=dwp.dtype)
+        dwt = np.empty((K, F), dtype=dwp.dtype)
         # sparse path: per filter, its (row, value) pairs; per position, its (filter, value) pairs
         frow = np.empty(PH * PW, dtype=np.int64)
         fval = np.empty(PH * PW, dtype=dwp.dtype)
@@ -317,7 +331,10 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, chunks
                 else:
                     _unpool(d, arg[n], off, p, OW, dz)
                 if few:
-                    dw += np.dot(dz.T, c.T)        # (F, K) = dz^T cols^T
+                    np.dot(c, dz, dwt)             # (K, F) = cols dz: BLAS likes this way round
+                    for r in range(K):
+                        for f in range(F):
+                            dw[f, r] += dwt[r, f]
                     if need_dx:
                         np.dot(w2.T, dz.T, dc)     # (K, P)
                         _col2im_kp(dc, k, OH, OW, dx[n])

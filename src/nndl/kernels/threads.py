@@ -11,7 +11,6 @@ other down many times over).
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numba
@@ -41,28 +40,37 @@ def _limit(blas_threads: list[int]) -> int:
     return max(1, min(limit, numba.config.NUMBA_NUM_THREADS))
 
 
-@contextlib.contextmanager
-def kernel_threads(items: int, min_items: int = 1):
-    """Run a parallel kernel over ``items`` independent pieces of work.
+class kernel_threads:
+    """Run a parallel kernel over ``items`` independent pieces of work::
 
-    Yields the number of chunks (= numba threads) to split them into: the
-    thread limit, but no more than ``items // min_items`` (so that each thread
-    gets enough work to pay for waking it). BLAS is held to one thread inside.
+        with kernel_threads(len(x)) as chunks:
+            some_kernel(..., chunks)
+
+    ``chunks`` (= the numba threads running it) is the thread limit, but no
+    more than ``items // min_items`` (so that each thread gets enough work to
+    pay for waking it). BLAS is held to one thread inside. (A class rather
+    than a generator: it runs a few times per mini-batch.)
     """
-    libs = _blas_libs()
-    saved = [lib.num_threads for lib in libs]
-    chunks = max(1, min(_limit(saved), items // max(min_items, 1)))
-    for lib, n in zip(libs, saved):
-        if n != 1:
-            lib.set_num_threads(1)
-    numba_saved = numba.get_num_threads()
-    if numba_saved != chunks:
-        numba.set_num_threads(chunks)
-    try:
-        yield chunks
-    finally:
-        if numba_saved != chunks:
-            numba.set_num_threads(numba_saved)
-        for lib, n in zip(libs, saved):
+
+    __slots__ = ("chunks", "libs", "saved", "numba_saved")
+
+    def __init__(self, items: int, min_items: int = 1) -> None:
+        self.libs = _blas_libs()
+        self.saved = [lib.num_threads for lib in self.libs]
+        self.chunks = max(1, min(_limit(self.saved), items // max(min_items, 1)))
+
+    def __enter__(self) -> int:
+        for lib, n in zip(self.libs, self.saved):
+            if n != 1:
+                lib.set_num_threads(1)
+        self.numba_saved = numba.get_num_threads()
+        if self.numba_saved != self.chunks:
+            numba.set_num_threads(self.chunks)
+        return self.chunks
+
+    def __exit__(self, *exc) -> None:
+        if self.numba_saved != self.chunks:
+            numba.set_num_threads(self.numba_saved)
+        for lib, n in zip(self.libs, self.saved):
             if n != 1:
                 lib.set_num_threads(n)

@@ -16,20 +16,24 @@ like every modern library. For learning the two are the same model: the
 learned ``w`` is just the flipped one. Only "valid" convolution with stride 1
 is provided, as in the book: OH = H - k + 1, OW = W - k + 1.
 
-How it is computed (measured against alternatives in ``bench/bench_conv_layers.py``):
+How it is computed:
 
-* ``im2col`` copies every k x k patch into a column of a matrix ``cols`` of
-  shape ``(C k k, N OH OW)`` (a numba loop, no index arrays), so that the
-  forward pass and both gradients are single matrix products done by BLAS:
-  ``z = W cols``, ``dW = dz cols^T``, ``dcols = W^T dz``; ``col2im`` adds
-  ``dcols`` back onto the pixels. The products come out filter-major,
-  ``(F, N, OH, OW)``; ``z`` is returned as an NCHW *view* of that array, and
-  a gradient in that layout goes back in without a copy.
-* Max-pooling is a numba loop that keeps the position of each window's
-  maximum for the backward pass (ten times faster here than reshape + max +
-  argmax in NumPy).
+* The layers run compiled kernels (:mod:`nndl.kernels.conv`): convolution,
+  max-pooling and the bias in one pass per image, with images kept
+  channels-last inside (``z`` and ``a`` are NCHW *views* of ``(N, H, W, C)``
+  arrays), the mini-batch split across threads, and a backward pass that
+  only touches each pooling window's maximum. ``bench/profile_conv.py`` shows
+  where the time goes; ``bench/bench_conv_layers.py`` times the layers.
+* The functions below are the readable version of the same arithmetic:
+  ``im2col`` copies every k x k patch into a column of a matrix ``cols`` of
+  shape ``(C k k, N OH OW)``, so that the forward pass and both gradients are
+  single matrix products: ``z = W cols``, ``dW = dz cols^T``,
+  ``dcols = W^T dz``; ``col2im`` adds ``dcols`` back onto the pixels.
+  Max-pooling keeps the position of each window's maximum for the backward
+  pass.
 * ``conv2d_forward_ref`` / ``conv2d_backward_ref`` / ``maxpool_*_ref`` are
-  plain loops that say the same thing slowly; the tests compare against them.
+  plain loops that say the same thing slowly; the tests compare the kernels
+  and the functions against them.
 """
 
 from __future__ import annotations
@@ -52,8 +56,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# Compiled kernels. Serial on purpose: the matrix products carry the
-# multi-threading (BLAS), and these loops are memory-bound copies.
+# Compiled loops of the readable functions (the layers use nndl.kernels.conv).
 # ---------------------------------------------------------------------------
 
 @compiled(nogil=True)
@@ -427,7 +430,7 @@ class _ConvBase(Layer):
             # Training keeps every image's patches for backward; inference
             # (possibly big batches) uses one scratch image per thread.
             cols = self._buffer("cols" if train else "cols_eval",
-                                conv_kernels.cols_shape(N if train else chunks, C, H, W, k))
+                                conv_kernels.cols_shape(N if train else chunks * conv_kernels.GROUP, C, H, W, k))
             conv_kernels.conv_pool_forward(xh, w2.T, self.params["b"], k, p, train, cols, out, arg, chunks)
         self._xh, self._cols, self._arg, self._w2 = xh, (cols if train else None), arg, w2
         return out.transpose(0, 3, 1, 2)
