@@ -1,6 +1,6 @@
 """One epoch of the book's two conv-pool ReLU network: nndl against PyTorch (CPU).
 
-    PYTHONPATH=src python bench/bench_conv.py [--images N] [--threads T] [--repeats R]
+    PYTHONPATH=src python bench/bench_conv.py [--images N] [--threads 1 2] [--repeats R]
                                               [--memory [--full]] [--json out.json]
 
 The network is chapter 6's (network3)::
@@ -10,10 +10,13 @@ The network is chapter 6's (network3)::
 
 log-likelihood cost, SGD with eta 0.03 and L2 lambda 0.1 (the book's
 ``w <- (1 - eta lambda/n) w - (eta/m) nabla_w``), trained for one epoch at
-mini-batch 10 and at mini-batch 64, in the same run:
+mini-batch 10 and at mini-batch 64, on 1 and on 2 threads (``--threads``),
+all four cells in the same run:
 
-* **nndl**: ``nndl.Trainer`` with ``blas_threads=T`` (float32). The numba
-  kernels are compiled on a small warm-up fit first, not counted.
+* **nndl**: ``nndl.Trainer`` with ``blas_threads=T`` (float32): the conv
+  kernels run on T threads, BLAS on at most T. The numba kernels are
+  compiled (or loaded from the disk cache) on a small warm-up fit first, not
+  counted.
 * **PyTorch** (optional): ``Conv2d + MaxPool2d + ReLU`` twice, ``Flatten``,
   ``Linear + ReLU``, ``Linear``, ``cross_entropy`` (softmax + log-likelihood,
   mean over the mini-batch), ``torch.optim.SGD(lr=0.03)`` with
@@ -191,7 +194,7 @@ def memory_child(folder: Path, images: int | None, threads: int) -> dict:
 
 def run_memory(args, folder: Path) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", "--data-dir", str(folder),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads[0])]
     if not args.full:
         cmd += ["--images", str(args.images or 20_000)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"),
@@ -213,7 +216,8 @@ def main(argv=None) -> int:
                     help="train on the first N training images (default: all 50,000; times are still "
                          "reported per 50,000). With --memory: images of the expanded set trained on "
                          "(default 20,000)")
-    ap.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default: 1)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="T",
+                    help="thread counts to time, each for nndl and torch (default: 1 2)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES), metavar="M")
     ap.add_argument("--repeats", type=int, default=1, help="time each run this many times, keep the best")
     ap.add_argument("--no-torch", action="store_true", help="time nndl only")
@@ -224,12 +228,12 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     args = ap.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1 or (args.images is not None and args.images < 1):
+    if min(args.threads) < 1 or args.repeats < 1 or (args.images is not None and args.images < 1):
         ap.error("--threads, --repeats and --images must be positive")
     folder = args.data_dir or default_data_dir()
 
     if args.memory_child:
-        print(json.dumps(memory_child(folder, args.images, args.threads)))
+        print(json.dumps(memory_child(folder, args.images, args.threads[0])))
         return 0
 
     results: dict = {"threads": args.threads, "python": platform.python_version(),
@@ -245,7 +249,6 @@ def main(argv=None) -> int:
                 print("PyTorch is not installed; timing nndl only. To compare: "
                       "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
             else:
-                torch.set_num_threads(args.threads)
                 results["torch"] = torch.__version__
         splits = load_splits(folder)
         n = min(args.images or N_EPOCH, len(splits.training))
@@ -254,32 +257,36 @@ def main(argv=None) -> int:
         scale = N_EPOCH / n
         results["images"] = n
         # compile the numba kernels (and warm torch) outside the timings
-        run_nndl(x[:200], y[:200], tx[:100], ty[:100], 10, args.threads)
+        run_nndl(x[:200], y[:200], tx[:100], ty[:100], 10, args.threads[0])
         if torch is not None:
             run_torch(torch, x[:200], y[:200], tx[:100], ty[:100], 10)
-        print(f"One epoch of the two conv-pool ReLU network on {n} MNIST images, {args.threads} thread(s); "
-              f"seconds per {N_EPOCH:,} images (best of {args.repeats}), test accuracy after the epoch")
+        print(f"One epoch of the two conv-pool ReLU network on {n} MNIST images; seconds per "
+              f"{N_EPOCH:,} images (best of {args.repeats}), test accuracy after the epoch")
         rows = []
-        for m in args.batch_sizes:
-            row = {"batch_size": m}
-            s, runs, acc = best_of(args.repeats, lambda: run_nndl(x, y, tx, ty, m, args.threads))
-            row.update(nndl_seconds=s * scale, nndl_runs=[r * scale for r in runs], nndl_accuracy=acc)
+        for threads in args.threads:
             if torch is not None:
-                s, runs, acc = best_of(args.repeats, lambda: run_torch(torch, x, y, tx, ty, m))
-                row.update(torch_seconds=s * scale, torch_runs=[r * scale for r in runs], torch_accuracy=acc,
-                           ratio=row["nndl_seconds"] / (s * scale))
-            rows.append(row)
-            line = f"  mb {m:3d}: nndl {row['nndl_seconds']:7.2f} s ({row['nndl_accuracy']:.2%})"
-            if "ratio" in row:
-                line += (f"   torch {row['torch_seconds']:7.2f} s ({row['torch_accuracy']:.2%})"
-                         f"   nndl/torch {row['ratio']:.2f}x")
-            print(line, flush=True)
+                torch.set_num_threads(threads)
+            for m in args.batch_sizes:
+                row = {"batch_size": m, "threads": threads}
+                s, runs, acc = best_of(args.repeats, lambda: run_nndl(x, y, tx, ty, m, threads))
+                row.update(nndl_seconds=s * scale, nndl_runs=[r * scale for r in runs], nndl_accuracy=acc)
+                if torch is not None:
+                    s, runs, acc = best_of(args.repeats, lambda: run_torch(torch, x, y, tx, ty, m))
+                    row.update(torch_seconds=s * scale, torch_runs=[r * scale for r in runs],
+                               torch_accuracy=acc, ratio=row["nndl_seconds"] / (s * scale))
+                rows.append(row)
+                line = (f"  mb {m:3d}, {threads} thread(s): nndl {row['nndl_seconds']:7.2f} s "
+                        f"({row['nndl_accuracy']:.2%})")
+                if "ratio" in row:
+                    line += (f"   torch {row['torch_seconds']:7.2f} s ({row['torch_accuracy']:.2%})"
+                             f"   nndl/torch {row['ratio']:.2f}x")
+                print(line, flush=True)
         results["epochs"] = rows
         print()
-        print("| mini-batch | nndl s/epoch | torch s/epoch | nndl / torch |")
-        print("|---:|---:|---:|---:|")
+        print("| mini-batch | threads | nndl s/epoch | torch s/epoch | nndl / torch |")
+        print("|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['batch_size']} | {r['nndl_seconds']:.2f} | "
+            print(f"| {r['batch_size']} | {r['threads']} | {r['nndl_seconds']:.2f} | "
                   + (f"{r['torch_seconds']:.2f} | {r['ratio']:.2f} |" if "ratio" in r else "- | - |"))
     if args.memory or args.memory_only:
         mem = run_memory(args, folder)

@@ -3,7 +3,7 @@
 Synthetic data only. Every kernel path is covered: few input channels
 (patches feature-major, dense backward) and many (position-major, sparse
 backward through the pool), pooling 1 (Conv2D), 2 (the branch-free
-tournament) and 3, one or several chunks of the mini-batch, float32 and
+tournament) and 3, one or several threads, float32 and
 float64, gradients with zeros (a ReLU that is off), and ties in the pool.
 The thread policy and the compile notice are tested here too.
 """
@@ -52,7 +52,7 @@ def reference(x, w, b, delta, p):
     return pooled + b[:, None, None], arg, dx, dw, delta.sum(axis=(0, 2, 3))
 
 
-def run_kernels(x, w, b, delta, p, chunks, need_dx=True):
+def run_kernels(x, w, b, delta, p, threads, need_dx=True):
     """The kernels as the layers call them; results back in NCHW."""
     N, C, H, W = x.shape
     F, _, k, _ = w.shape
@@ -63,29 +63,36 @@ def run_kernels(x, w, b, delta, p, chunks, need_dx=True):
     out = np.empty((N, PH, PW, F), dtype)
     arg = np.empty((N, PH, PW, F) if p > 1 else (0, 0, 0, 0), np.int32)
     cols = np.empty(kc.cols_shape(N, C, H, W, k), dtype)
-    kc.conv_pool_forward(xh, w2.T, b, k, p, True, cols, out, arg, chunks)
-    dwp = np.empty((chunks, F, C * k * k), dtype)
-    dbp = np.empty((chunks, F), dtype)
+    with kernel_threads(N) as t:
+        assert t == min(threads, N)
+        kc.conv_pool_forward(xh, w2.T, b, k, p, True, cols, out, arg, t, kc.group_size(N, t))
+    dwp = np.empty((t, F, C * k * k), dtype)
+    dbp = np.empty((t, F), dtype)
     dx = np.full((N if need_dx else 0, H, W, C), np.nan, dtype)
     dh = np.ascontiguousarray(delta.transpose(0, 2, 3, 1))
-    kc.conv_pool_backward(dh, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, chunks)
+    with kernel_threads(N):
+        kc.conv_pool_backward(dh, arg, cols, w2, k, p, dwp, dbp, need_dx, dx)
     dw = kc.from_w2(dwp.sum(axis=0), C, k, np.empty_like(w))
     return (out.transpose(0, 3, 1, 2), arg.transpose(0, 3, 1, 2) if p > 1 else None,
             dx.transpose(0, 3, 1, 2) if need_dx else None, dw, dbp.sum(axis=0), cols)
 
 
+THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS), min(3, numba.config.NUMBA_NUM_THREADS)})
+
+
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("chunks", [1, 2, 3])
-def test_conv_pool_kernels_equal_the_references(shape, chunks):
+@pytest.mark.parametrize("threads", THREADS)
+def test_conv_pool_kernels_equal_the_references(shape, threads):
     N, C, H, W, F, k, p = shape
-    rng = np.random.default_rng([N, C, H, W, F, k, p, chunks])
+    rng = np.random.default_rng([N, C, H, W, F, k, p, threads])
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((F, C, k, k))
     b = rng.standard_normal(F)
     PH, PW = (H - k + 1) // p, (W - k + 1) // p
     delta = rng.standard_normal((N, F, PH, PW))
     delta[rng.random(delta.shape) < 0.4] = 0.0          # zeros are skipped by the sparse path
-    out, arg, dx, dw, db, _ = run_kernels(x, w, b, delta, p, chunks)
+    with threadpool_limits(threads, user_api="blas"):
+        out, arg, dx, dw, db, _ = run_kernels(x, w, b, delta, p, threads)
     out_r, arg_r, dx_r, dw_r, db_r = reference(x, w, b, delta, p)
     np.testing.assert_allclose(out, out_r, rtol=1e-12, atol=1e-12)
     if p > 1:
@@ -102,13 +109,13 @@ def test_float32_kernels_and_skipping_dx(C):
     w = rng.standard_normal((6, C, 5, 5)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
     delta = rng.standard_normal((5, 6, 4, 4)).astype(np.float32)
-    out, _, dx, dw, db, _ = run_kernels(x, w, b, delta, 2, chunks=2)
+    out, _, dx, dw, db, _ = run_kernels(x, w, b, delta, 2, threads=numba.get_num_threads())
     out_r, _, dx_r, dw_r, db_r = reference(x.astype(float), w.astype(float), b.astype(float),
                                            delta.astype(float), 2)
     assert out.dtype == dx.dtype == dw.dtype == np.float32
     for got, want in ((out, out_r), (dx, dx_r), (dw, dw_r), (db, db_r)):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
-    _, _, no_dx, dw2, _, _ = run_kernels(x, w, b, delta, 2, chunks=2, need_dx=False)
+    _, _, no_dx, dw2, _, _ = run_kernels(x, w, b, delta, 2, threads=numba.get_num_threads(), need_dx=False)
     assert no_dx is None
     np.testing.assert_array_equal(dw2, dw)
 
@@ -117,16 +124,18 @@ def test_float32_kernels_and_skipping_dx(C):
 def test_inference_forward_with_scratch_patches_equals_training_forward(C):
     # Inference keeps no patches: each thread reuses GROUP images' worth of scratch.
     rng = np.random.default_rng(C)
-    N, H, F, k, chunks = 2 * kc.GROUP + 3, 9, 4, 3, 2
+    N, H, F, k = 2 * kc.GROUP + 3, 9, 4, 3
     x = rng.standard_normal((N, H, H, C))
     w2 = kc.to_w2(rng.standard_normal((F, C, k, k)))
     b = rng.standard_normal(F)
     outs = []
-    for keep, n_cols in ((True, N), (False, chunks * kc.GROUP)):
-        out = np.empty((N, 3, 3, F))
-        arg = np.empty((N, 3, 3, F), np.int32)
-        cols = np.empty(kc.cols_shape(n_cols, C, H, H, k))
-        kc.conv_pool_forward(x, w2.T, b, k, 2, keep, cols, out, arg, chunks)
+    for keep in (True, False):
+        with kernel_threads(N) as threads:
+            group = kc.group_size(N, threads)
+            out = np.empty((N, 3, 3, F))
+            arg = np.empty((N, 3, 3, F), np.int32)
+            cols = np.empty(kc.cols_shape(N if keep else threads * group, C, H, H, k))
+            kc.conv_pool_forward(x, w2.T, b, k, 2, keep, cols, out, arg, threads, group)
         outs.append((out, arg))
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -138,7 +147,7 @@ def test_pool_ties_go_to_the_first_position():
     rng = np.random.default_rng(7)
     x = rng.integers(0, 2, size=(4, 1, 8, 8)).astype(np.float64)
     w = np.ones((1, 1, 1, 1))
-    out, arg, *_ = run_kernels(x, w, np.zeros(1), np.ones((4, 1, 4, 4)), 2, chunks=2)
+    out, arg, *_ = run_kernels(x, w, np.zeros(1), np.ones((4, 1, 4, 4)), 2, threads=numba.get_num_threads())
     out_r, arg_r = maxpool_forward_ref(x, 2)
     np.testing.assert_array_equal(out, out_r)
     np.testing.assert_array_equal(arg, arg_r)
@@ -150,7 +159,8 @@ def test_im2col_kernel_is_the_patch_layout(C):
     N, H, W, k = 2, 6, 7, 3
     x = rng.standard_normal((N, H, W, C))
     cols = np.empty(kc.cols_shape(N, C, H, W, k))
-    kc.im2col(x, k, cols, 2)
+    with kernel_threads(N):
+        kc.im2col(x, k, cols)
     OH, OW = H - k + 1, W - k + 1
     for n, oh, ow, i, j, c in [(1, 2, 3, 1, 2, C - 1), (0, 0, 0, 0, 0, 0), (1, OH - 1, OW - 1, k - 1, k - 1, 1)]:
         q, r = oh * OW + ow, (i * k + j) * C + c
@@ -176,19 +186,21 @@ def test_kernel_threads_follow_the_blas_limit_and_restore_it():
     numba_before = numba.get_num_threads()
     with threadpool_limits(1, user_api="blas"):
         assert thread_limit() == 1
-        with kernel_threads(64) as chunks:
-            assert chunks == 1
+        with kernel_threads(64) as threads:
+            assert threads == 1
     cap = min(2, numba.config.NUMBA_NUM_THREADS)
     with threadpool_limits(cap, user_api="blas"):
-        with kernel_threads(64) as chunks:
-            assert chunks == cap
+        with kernel_threads(64) as threads:
+            assert threads == cap
             assert numba.get_num_threads() == cap
+            assert numba.get_parallel_chunksize() == 1                   # dynamic schedule inside
             assert all(lib.num_threads == 1 for lib in _blas_libs())   # BLAS single inside
-        with kernel_threads(1) as chunks:
-            assert chunks == 1                                           # never more chunks than items
+        with kernel_threads(1) as threads:
+            assert threads == 1                                          # never more threads than items
         assert all(lib.num_threads == cap for lib in _blas_libs())
     assert [lib.num_threads for lib in _blas_libs()] == before
     assert numba.get_num_threads() == numba_before
+    assert numba.get_parallel_chunksize() == 0
 
 
 def test_layers_give_the_same_results_on_any_number_of_threads():

@@ -539,3 +539,41 @@ class Checkpoint(Callback):
         epochs, state, network = self._pending
         write(self.folder, state, self.run, network)
         self.last_saved, self._pending = epochs, None
+
+
+class LinearEtaDecay(Callback):
+    """A learning-rate schedule fixed in advance (book ch. 3, "variable
+    learning rate"): eta falls in a straight line, epoch by epoch, from its
+    starting value in the first epoch to ``eta_final`` in epoch ``epochs - 1``.
+
+    Unlike :class:`EtaSchedule` it watches no accuracy, so nothing measured
+    on any data set steers training. Epoch e of E trains with
+    ``eta0 + (eta_final - eta0) * e / (E - 1)``.
+
+    Args:
+        eta_final: the learning rate of the last epoch (> 0).
+        epochs: the number of epochs E the decay spans (later epochs keep
+            ``eta_final``).
+    """
+
+    def __init__(self, eta_final: float, epochs: int) -> None:
+        eta_final = float(eta_final)
+        if not math.isfinite(eta_final) or eta_final <= 0:
+            raise ConfigError(f"final learning rate must be a positive number, got {eta_final}")
+        self.eta_final = eta_final
+        self.epochs = positive_int(epochs, "eta decay epochs")
+        self.eta0: float | None = None
+
+    def on_train_begin(self, trainer):
+        if self.eta0 is None:   # a resumed run keeps its first eta
+            self.eta0 = trainer.optimizer.eta
+
+    def state_dict(self):
+        return {"eta0": self.eta0}
+
+    def load_state_dict(self, state):
+        self.eta0 = None if state["eta0"] is None else _number(state["eta0"], "eta decay eta0")
+
+    def on_epoch_begin(self, trainer, epoch):
+        frac = min(epoch, self.epochs - 1) / max(self.epochs - 1, 1)
+        trainer.optimizer.eta = self.eta0 + (self.eta_final - self.eta0) * frac

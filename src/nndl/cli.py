@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--no-fast", dest="fast", action="store_false",
                      help="use the NumPy path even where the compiled kernel applies")
     opt.add_argument("--threads", type=_int,
-                     help="BLAS threads while training (default: 1, fastest for small mini-batches)")
+                     help="threads while training: the conv kernels use up to N, each keeping whichever of "
+                          "1 and N threads it measures faster; BLAS uses one (default: 1)")
     mon = t.add_argument_group("monitoring and stopping")
     mon.add_argument("--monitor", nargs="+", metavar="SPLIT[:METRICS]",
                      help="what to evaluate after each epoch: training, validation, test, each optionally "
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after N epochs without improvement in accuracy")
     mon.add_argument("--schedule", type=_int, metavar="N",
                      help="halve eta after N epochs without improvement; stop at eta/128 (book ch. 3)")
+    mon.add_argument("--eta-final", type=_float, metavar="ETA",
+                     help="instead: lower eta in a straight line, epoch by epoch, from --eta in the first "
+                          "epoch to ETA in the last (a schedule fixed in advance)")
     mon.add_argument("--record-gradients", type=_int, nargs="?", const=0, metavar="N",
                      help="record the norm of dC/db of every layer (ch. 5's speed of learning) after each "
                           "epoch, and also every N mini-batches if N is given; stored in --history")

@@ -148,10 +148,13 @@ class RunConfig:
         monitor_every: evaluate only every N epochs (and after the last);
         early_stopping: stop after N epochs without improvement in accuracy;
         schedule: halve eta after N flat epochs, stop at eta/128 (ch. 3);
+        eta_final: instead, lower eta in a straight line over the epochs,
+        from ``eta`` in the first to ``eta_final`` in the last (fixed in advance);
         record_gradients: record each layer's gradient norm (ch. 5) after
         every epoch (0) or also every N mini-batches (N).
     Engine:
-        fast: allow the compiled kernel; threads: BLAS threads while training.
+        fast: allow the compiled kernel; threads: threads while training (the
+        conv kernels use up to this many, BLAS one: nndl.kernels.threads).
     """
 
     sizes: tuple[int, ...] | None = None
@@ -180,6 +183,7 @@ class RunConfig:
     monitor_every: int = 1
     early_stopping: int | None = None
     schedule: int | None = None
+    eta_final: float | None = None
     record_gradients: int | None = None
     fast: bool = True
     threads: int = 1
@@ -239,6 +243,10 @@ class RunConfig:
         for name in ("train_size", "validation_size", "test_size", "early_stopping", "schedule"):
             set_(name, _int_field(name, getattr(self, name), optional=True))
         set_("record_gradients", _int_field("record_gradients", self.record_gradients, low=0, optional=True))
+        if self.eta_final is not None:
+            set_("eta_final", _float_field("eta_final", self.eta_final, strict=True))
+            if self.schedule:
+                _fail("eta_final", "give either schedule or eta_final, not both: each sets eta")
         for name in ("expand", "augment", "fast"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 _fail(name, f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -328,7 +336,8 @@ class RunConfig:
         else:
             net = f"{self.layers} network of {self.activation} hidden layers"
         parts = [f"{net} ({self.resolved_cost} cost, init {init})",
-                 f"{self.epochs} epochs, mini-batch {self.batch_size}, eta {self.eta}"]
+                 f"{self.epochs} epochs, mini-batch {self.batch_size}, eta {self.eta}"
+                 + (f" down to {self.eta_final}" if self.eta_final is not None else "")]
         for name, label in (("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
             if getattr(self, name):
                 parts.append(f"{label} {getattr(self, name)}")
@@ -583,6 +592,8 @@ def _execute(config: RunConfig, *, data, data_dir, callbacks, progress, checkpoi
         own.append(cb.EarlyStopping(config.early_stopping))
     if config.schedule:
         own.append(cb.EtaSchedule(config.schedule))
+    if config.eta_final is not None:
+        own.append(cb.LinearEtaDecay(config.eta_final, config.epochs))
     if config.record_gradients is not None:
         own.append(cb.GradientRecorder(every_batches=config.record_gradients or None))
     best = None

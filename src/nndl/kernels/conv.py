@@ -18,11 +18,12 @@ How they are shaped, and why (measured with ``bench/profile_conv.py``):
   (the first layer's single channel) feature-major, ``cols[r, q]`` (``(K, P)``:
   each copy is a run along an image row). ``r = (i*k + j)*C + c`` in both, so
   one weight matrix ``w2[f, r] = w[f, c, i, j]`` serves both.
-* **One image at a time, many images at once.** A call runs the mini-batch
-  in ``chunks`` contiguous slices, one per thread (numba ``prange``), and does
-  all the work for one image (patches, product, pooling) while its data are
-  in the core's cache. The per-image products are single-threaded BLAS calls
-  from inside the compiled loop, so one pool of threads does everything.
+* **A few images at a time, many at once.** A call hands the images of the
+  mini-batch (a small group of them in the forward pass) to numba's threads
+  as they come free (``prange`` with a dynamic schedule), and does all the
+  work for them (patches, product, pooling) while their data are in the
+  core's cache. The products are single-threaded BLAS calls from inside the
+  compiled loop, so one pool of threads does everything.
 * **Sparse backward through max-pooling.** Only each window's maximum gets a
   gradient (``1/p^2`` of the positions, fewer after a ReLU that is off), so
   with many channels ``dC/dw`` and ``dC/dx`` are summed over those positions
@@ -33,14 +34,21 @@ How they are shaped, and why (measured with ``bench/profile_conv.py``):
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import prange
 
 from . import compiled
 
 #: below this many input channels the patches are stored feature-major (K, P)
 FEW_CHANNELS = 4
-#: images per BLAS product in the forward pass (position-major patches)
+#: at most this many images per BLAS product in the forward pass
 GROUP = 8
+
+
+def group_size(n: int, threads: int) -> int:
+    """Images per forward product for a batch of ``n`` on ``threads`` threads:
+    up to :data:`GROUP`, but at least two groups per thread to share out."""
+    return max(1, min(GROUP, -(-n // (2 * threads))))
 
 
 def to_w2(w: np.ndarray) -> np.ndarray:
@@ -58,7 +66,7 @@ def from_w2(w2: np.ndarray, C: int, k: int, out: np.ndarray) -> np.ndarray:
 
 def cols_shape(n: int, C: int, H: int, W: int, k: int) -> tuple[int, int, int]:
     """Shape of the patch array for ``n`` images: ``(n, P, K)`` or ``(n, K, P)``.
-    (Inference scratch: ``n = chunks * GROUP``.)"""
+    (Inference scratch: ``n = threads * group``.)"""
     P, K = (H - k + 1) * (W - k + 1), C * k * k
     return (n, K, P) if C < FEW_CHANNELS else (n, P, K)
 
@@ -219,21 +227,26 @@ def _sum_rows(acc, first, v, rows, count, src, vbuf, rbuf):  # pragma: no cover 
 # ---------------------------------------------------------------------------
 
 @compiled(nogil=True, parallel=True)
-def im2col(x, k, cols, chunks):  # pragma: no cover - compiled
+def im2col(x, k, cols):  # pragma: no cover - compiled
     """Patches of every image of ``x`` ``(N, H, W, C)`` into ``cols`` (see :func:`cols_shape`)."""
     N, H, W, C = x.shape
     OH, OW = H - k + 1, W - k + 1
-    for t in prange(chunks):
-        for n in range(t * N // chunks, (t + 1) * N // chunks):
-            if C < FEW_CHANNELS:
-                _im2col_kp(x[n], k, OH, OW, cols[n])
-            else:
-                _im2col_pk(x[n], k, OH, OW, cols[n])
+    for n in prange(N):
+        if C < FEW_CHANNELS:
+            _im2col_kp(x[n], k, OH, OW, cols[n])
+        else:
+            _im2col_pk(x[n], k, OH, OW, cols[n])
 
 
 @compiled(nogil=True, parallel=True)
-def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, chunks):  # pragma: no cover - compiled
+def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, threads, group
+                      ):  # pragma: no cover - compiled
     """Convolution, then max-pooling over ``p`` x ``p`` windows, then ``+ b``.
+
+    The images go in groups of ``group`` (one BLAS product each), handed to
+    the ``threads`` threads as they come free (numba's dynamic schedule, set
+    by :class:`~nndl.kernels.threads.kernel_threads`): a thread that another
+    program delays holds up one group, not half the mini-batch.
 
     Args:
         x: images ``(N, H, W, C)``, C-contiguous.
@@ -242,126 +255,137 @@ def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, chunks):  # pragma:
         k, p: kernel size; pooling size (``p = 1``: no pooling).
         keep: True: ``cols`` is :func:`cols_shape` ``(N, ...)`` and keeps every
             image's patches for the backward pass; False: it is
-            ``(chunks * GROUP, ...)`` scratch (inference).
+            ``(threads * group, ...)`` scratch (inference).
         out: ``(N, OH/p, OW/p, F)``, written: the pooled feature maps plus b.
         arg: ``(N, OH/p, OW/p, F)`` int32, written: the window position
             ``a*p + b`` of each maximum (unused when ``p = 1``).
-        chunks: how many slices of the mini-batch run in parallel.
+        threads: the numba threads running it (scratch is per thread).
+        group: images per product (:func:`group_size`).
     """
     N, H, W, C = x.shape
     F = w2t.shape[1]
     OH, OW = H - k + 1, W - k + 1
     P = OH * OW
-    G = GROUP
-    for t in prange(chunks):
-        z = np.empty((G * P, F), dtype=out.dtype)
-        lo, hi = t * N // chunks, (t + 1) * N // chunks
-        for n0 in range(lo, hi, G):
-            g = min(G, hi - n0)
-            base = n0 if keep else t * G          # where this group's patches go
-            if C < FEW_CHANNELS:
-                for i in range(g):
-                    c = cols[base + i]
-                    _im2col_kp(x[n0 + i], k, OH, OW, c)
-                    np.dot(c.T, w2t, z[i * P:(i + 1) * P])      # (P, F) = cols^T w2^T
-            else:
-                for i in range(g):
-                    _im2col_pk(x[n0 + i], k, OH, OW, cols[base + i])
-                # one product for the group: BLAS runs larger products faster
-                np.dot(cols[base:base + g].reshape(g * P, cols.shape[2]), w2t, z[:g * P])
+    G = group
+    z_all = np.empty((threads, G * P, F), dtype=out.dtype)
+    for gi in prange((N + G - 1) // G):
+        t = numba.get_thread_id()
+        z = z_all[t]
+        n0 = gi * G
+        g = min(G, N - n0)
+        base = n0 if keep else t * G              # where this group's patches go
+        if C < FEW_CHANNELS:
             for i in range(g):
-                zi = z[i * P:(i + 1) * P]
-                if p == 1:
-                    o = out[n0 + i].reshape(P, F)
-                    for q in range(P):
-                        for f in range(F):
-                            o[q, f] = zi[q, f] + b[f]
-                else:
-                    _pool(zi, p, OW, b, out[n0 + i], arg[n0 + i])
+                c = cols[base + i]
+                _im2col_kp(x[n0 + i], k, OH, OW, c)
+                np.dot(c.T, w2t, z[i * P:(i + 1) * P])      # (P, F) = cols^T w2^T
+        else:
+            for i in range(g):
+                _im2col_pk(x[n0 + i], k, OH, OW, cols[base + i])
+            # one product for the group: BLAS runs larger products faster
+            np.dot(cols[base:base + g].reshape(g * P, cols.shape[2]), w2t, z[:g * P])
+        for i in range(g):
+            zi = z[i * P:(i + 1) * P]
+            if p == 1:
+                o = out[n0 + i].reshape(P, F)
+                for q in range(P):
+                    for f in range(F):
+                        o[q, f] = zi[q, f] + b[f]
+            else:
+                _pool(zi, p, OW, b, out[n0 + i], arg[n0 + i])
 
 
 @compiled(nogil=True, parallel=True)
-def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, chunks
+def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx
                        ):  # pragma: no cover - compiled
     """Gradients of :func:`conv_pool_forward` from ``delta`` = dC/d(out).
+
+    One image at a time, handed to the threads as they come free; each
+    thread sums its images' dC/dw and dC/db into its own row of ``dwp`` and
+    ``dbp`` (sum them over the first axis).
 
     Args:
         delta: ``(N, PH, PW, F)``, C-contiguous.
         arg, cols: from the forward pass (``keep=True``).
         w2: ``(F, K)`` from :func:`to_w2`.
-        dwp: ``(chunks, F, K)``, written: each chunk's share of dC/dw2.
-        dbp: ``(chunks, F)``, written: each chunk's share of dC/db.
+        dwp: ``(threads, F, K)``, written: each thread's share of dC/dw2.
+        dbp: ``(threads, F)``, written: each thread's share of dC/db.
         need_dx: False skips dC/dx.
         dx: ``(N, H, W, C)`` C-contiguous, written with dC/dx when ``need_dx``.
     """
     N, PH, PW, F = delta.shape
     K = w2.shape[1]
+    T = dwp.shape[0]
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
     OH, OW = H - k + 1, W - k + 1
     P = OH * OW
     few = C < FEW_CHANNELS
     sparse = p > 1 and not few
     off = _window_offsets(p, OW)
-    for t in prange(chunks):
-        dw = dwp[t]
-        db = dbp[t]
-        dw[...] = 0
-        db[...] = 0
-        dc = np.empty((K, P) if few else (P, K), dtype=dwp.dtype)
-        dz = np.empty((P, F), dtype=dwp.dtype)
-        dwt = np.empty((K, F), dtype=dwp.dtype)
-        # sparse path: per filter, its (row, value) pairs; per position, its (filter, value) pairs
-        frow = np.empty(PH * PW, dtype=np.int64)
-        fval = np.empty(PH * PW, dtype=dwp.dtype)
-        qcnt = np.empty(P, dtype=np.int64)
-        qf = np.empty((P, F), dtype=np.int64)
-        qv = np.empty((P, F), dtype=dwp.dtype)
-        vbuf = np.empty(8, dtype=dwp.dtype)
-        rbuf = np.empty(8, dtype=np.int64)
-        for n in range(t * N // chunks, (t + 1) * N // chunks):
-            c = cols[n]
-            d = delta[n]
+    dt = dwp.dtype
+    dwp[...] = 0
+    dbp[...] = 0
+    # per-thread scratch
+    dc_all = np.empty((T, K, P) if few else (T, P, K), dtype=dt)
+    dz_all = np.empty((T, P, F), dtype=dt)
+    dwt_all = np.empty((T, K, F), dtype=dt)
+    frow_all = np.empty((T, PH * PW), dtype=np.int64)      # sparse: per filter, its (row, value) pairs
+    fval_all = np.empty((T, PH * PW), dtype=dt)
+    qcnt_all = np.empty((T, P), dtype=np.int64)            # per position, its (filter, value) pairs
+    qf_all = np.empty((T, P, F), dtype=np.int64)
+    qv_all = np.empty((T, P, F), dtype=dt)
+    vbuf_all = np.empty((T, 8), dtype=dt)
+    rbuf_all = np.empty((T, 8), dtype=np.int64)
+    for n in prange(N):
+        t = numba.get_thread_id()
+        dw, db = dwp[t], dbp[t]
+        dc, dz, dwt = dc_all[t], dz_all[t], dwt_all[t]
+        c = cols[n]
+        d = delta[n]
+        for ph in range(PH):
+            for pw in range(PW):
+                for f in range(F):
+                    db[f] += d[ph, pw, f]
+        if not sparse:
+            if p == 1:
+                dz[...] = d.reshape(P, F)
+            else:
+                _unpool(d, arg[n], off, p, OW, dz)
+            if few:
+                np.dot(c, dz, dwt)                 # (K, F) = cols dz: BLAS likes this way round
+                for r in range(K):
+                    for f in range(F):
+                        dw[f, r] += dwt[r, f]
+                if need_dx:
+                    np.dot(w2.T, dz.T, dc)         # (K, P)
+                    _col2im_kp(dc, k, OH, OW, dx[n])
+            else:
+                dw += np.dot(dz.T, c)              # (F, K) = dz^T cols
+                if need_dx:
+                    np.dot(dz, w2, dc)             # (P, K)
+                    _col2im_pk(dc, k, OH, OW, dx[n])
+            continue
+        frow, fval = frow_all[t], fval_all[t]
+        qcnt, qf, qv = qcnt_all[t], qf_all[t], qv_all[t]
+        vbuf, rbuf = vbuf_all[t], rbuf_all[t]
+        g = arg[n]
+        qcnt[:] = 0
+        for f in range(F):
+            m = 0
             for ph in range(PH):
                 for pw in range(PW):
-                    for f in range(F):
-                        db[f] += d[ph, pw, f]
-            if not sparse:
-                if p == 1:
-                    dz[...] = d.reshape(P, F)
-                else:
-                    _unpool(d, arg[n], off, p, OW, dz)
-                if few:
-                    np.dot(c, dz, dwt)             # (K, F) = cols dz: BLAS likes this way round
-                    for r in range(K):
-                        for f in range(F):
-                            dw[f, r] += dwt[r, f]
-                    if need_dx:
-                        np.dot(w2.T, dz.T, dc)     # (K, P)
-                        _col2im_kp(dc, k, OH, OW, dx[n])
-                else:
-                    dw += np.dot(dz.T, c)          # (F, K) = dz^T cols
-                    if need_dx:
-                        np.dot(dz, w2, dc)         # (P, K)
-                        _col2im_pk(dc, k, OH, OW, dx[n])
-                continue
-            g = arg[n]
-            qcnt[:] = 0
-            for f in range(F):
-                m = 0
-                for ph in range(PH):
-                    for pw in range(PW):
-                        v = d[ph, pw, f]
-                        if v == 0:                 # e.g. a ReLU that is off: nothing to add
-                            continue
-                        q = ph * p * OW + pw * p + off[g[ph, pw, f]]
-                        frow[m] = q
-                        fval[m] = v
-                        m += 1
-                        qf[q, qcnt[q]] = f
-                        qv[q, qcnt[q]] = v
-                        qcnt[q] += 1
-                _sum_rows(dw[f], False, fval, frow, m, c, vbuf, rbuf)      # dw[f] += sum v cols[q]
-            if need_dx:
-                for q in range(P):
-                    _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, vbuf, rbuf)  # dc[q] = sum v w2[f]
-                _col2im_pk(dc, k, OH, OW, dx[n])
+                    v = d[ph, pw, f]
+                    if v == 0:                     # e.g. a ReLU that is off: nothing to add
+                        continue
+                    q = ph * p * OW + pw * p + off[g[ph, pw, f]]
+                    frow[m] = q
+                    fval[m] = v
+                    m += 1
+                    qf[q, qcnt[q]] = f
+                    qv[q, qcnt[q]] = v
+                    qcnt[q] += 1
+            _sum_rows(dw[f], False, fval, frow, m, c, vbuf, rbuf)      # dw[f] += sum v cols[q]
+        if need_dx:
+            for q in range(P):
+                _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, vbuf, rbuf)  # dc[q] = sum v w2[f]
+            _col2im_pk(dc, k, OH, OW, dx[n])

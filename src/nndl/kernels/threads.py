@@ -43,33 +43,37 @@ def _limit(blas_threads: list[int]) -> int:
 class kernel_threads:
     """Run a parallel kernel over ``items`` independent pieces of work::
 
-        with kernel_threads(len(x)) as chunks:
-            some_kernel(..., chunks)
+        with kernel_threads(len(x)) as threads:
+            some_kernel(..., threads)
 
-    ``chunks`` (= the numba threads running it) is the thread limit, but no
-    more than ``items // min_items`` (so that each thread gets enough work to
-    pay for waking it). BLAS is held to one thread inside. (A class rather
-    than a generator: it runs a few times per mini-batch.)
+    ``threads`` (the numba threads that run it) is the thread limit, but no
+    more than ``items``. Inside, numba hands out the loop's iterations one
+    at a time as threads come free (a dynamic schedule: a thread that another
+    program delays does not hold up a fixed share of the work), and BLAS is
+    held to one thread. (A class rather than a generator: it runs a few times
+    per mini-batch.)
     """
 
-    __slots__ = ("chunks", "libs", "saved", "numba_saved")
+    __slots__ = ("threads", "libs", "saved", "numba_saved", "chunk_saved")
 
-    def __init__(self, items: int, min_items: int = 1) -> None:
+    def __init__(self, items: int) -> None:
         self.libs = _blas_libs()
         self.saved = [lib.num_threads for lib in self.libs]
-        self.chunks = max(1, min(_limit(self.saved), items // max(min_items, 1)))
+        self.threads = max(1, min(_limit(self.saved), items))
 
     def __enter__(self) -> int:
         for lib, n in zip(self.libs, self.saved):
             if n != 1:
                 lib.set_num_threads(1)
         self.numba_saved = numba.get_num_threads()
-        if self.numba_saved != self.chunks:
-            numba.set_num_threads(self.chunks)
-        return self.chunks
+        if self.numba_saved != self.threads:
+            numba.set_num_threads(self.threads)
+        self.chunk_saved = numba.set_parallel_chunksize(1)
+        return self.threads
 
     def __exit__(self, *exc) -> None:
-        if self.numba_saved != self.chunks:
+        numba.set_parallel_chunksize(self.chunk_saved)
+        if self.numba_saved != self.threads:
             numba.set_num_threads(self.numba_saved)
         for lib, n in zip(self.libs, self.saved):
             if n != 1:

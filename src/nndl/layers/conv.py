@@ -426,12 +426,14 @@ class _ConvBase(Layer):
         w2 = conv_kernels.to_w2(self.params["w"])
         out = np.empty((N, OH // p, OW // p, F), dtype=self.dtype)
         arg = np.empty(out.shape if p > 1 else (0, 0, 0, 0), dtype=np.int32)
-        with kernel_threads(N) as chunks:
+        with kernel_threads(N) as threads:
             # Training keeps every image's patches for backward; inference
-            # (possibly big batches) uses one scratch image per thread.
+            # (possibly big batches) uses a few images' worth per thread.
+            group = conv_kernels.group_size(N, threads)
             cols = self._buffer("cols" if train else "cols_eval",
-                                conv_kernels.cols_shape(N if train else chunks * conv_kernels.GROUP, C, H, W, k))
-            conv_kernels.conv_pool_forward(xh, w2.T, self.params["b"], k, p, train, cols, out, arg, chunks)
+                                conv_kernels.cols_shape(N if train else threads * group, C, H, W, k))
+            conv_kernels.conv_pool_forward(xh, w2.T, self.params["b"], k, p, train, cols, out, arg,
+                                           threads, group)
         self._xh, self._cols, self._arg, self._w2 = xh, (cols if train else None), arg, w2
         return out.transpose(0, 3, 1, 2)
 
@@ -442,15 +444,15 @@ class _ConvBase(Layer):
         xh = self._xh
         N, H, W, C = xh.shape
         k, F = self.kernel_size, self.filters
-        with kernel_threads(N) as chunks:
+        with kernel_threads(N) as threads:
             if self._cols is None:    # after an inference forward: rebuild the patches
                 self._cols = self._buffer("cols", conv_kernels.cols_shape(N, C, H, W, k))
-                conv_kernels.im2col(xh, k, self._cols, chunks)
-            dwp = self._buffer("dwp", (chunks, F, C * k * k))
-            dbp = self._buffer("dbp", (chunks, F))
+                conv_kernels.im2col(xh, k, self._cols)
+            dwp = self._buffer("dwp", (threads, F, C * k * k))
+            dbp = self._buffer("dbp", (threads, F))
             dx = np.empty((N if self.input_grad else 0, H, W, C), dtype=self.dtype)
             conv_kernels.conv_pool_backward(delta, self._arg, self._cols, self._w2, k, p, dwp, dbp,
-                                            self.input_grad, dx, chunks)
+                                            self.input_grad, dx)
         conv_kernels.from_w2(dwp.sum(axis=0), C, k, out=self.grads["w"])
         self.grads["b"][...] = dbp.sum(axis=0)
         return dx.transpose(0, 3, 1, 2) if self.input_grad else None
