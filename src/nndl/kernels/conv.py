@@ -191,25 +191,27 @@ def _unpool(d, g, off, p, OW, dz):  # pragma: no cover - compiled
 
 
 @compiled(inline="always")
-def _axpy8(acc, first, v, rows, src):  # pragma: no cover - compiled
-    """``acc (=|+=) sum_t v[t] * src[rows[t]]`` for eight (v, row) pairs."""
+def _axpy8(acc, first, v, rows, src, off):  # pragma: no cover - compiled
+    """``acc (=|+=) sum_t v[t] * src[rows[t], off:off + len(acc)]`` for eight (v, row) pairs."""
     s0, s1, s2, s3 = src[rows[0]], src[rows[1]], src[rows[2]], src[rows[3]]
     s4, s5, s6, s7 = src[rows[4]], src[rows[5]], src[rows[6]], src[rows[7]]
     v0, v1, v2, v3, v4, v5, v6, v7 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
     if first:
         for j in range(acc.shape[0]):
-            acc[j] = ((v0 * s0[j] + v1 * s1[j]) + (v2 * s2[j] + v3 * s3[j])) + \
-                     ((v4 * s4[j] + v5 * s5[j]) + (v6 * s6[j] + v7 * s7[j]))
+            o = off + j
+            acc[j] = ((v0 * s0[o] + v1 * s1[o]) + (v2 * s2[o] + v3 * s3[o])) + \
+                     ((v4 * s4[o] + v5 * s5[o]) + (v6 * s6[o] + v7 * s7[o]))
     else:
         for j in range(acc.shape[0]):
-            acc[j] += ((v0 * s0[j] + v1 * s1[j]) + (v2 * s2[j] + v3 * s3[j])) + \
-                      ((v4 * s4[j] + v5 * s5[j]) + (v6 * s6[j] + v7 * s7[j]))
+            o = off + j
+            acc[j] += ((v0 * s0[o] + v1 * s1[o]) + (v2 * s2[o] + v3 * s3[o])) + \
+                      ((v4 * s4[o] + v5 * s5[o]) + (v6 * s6[o] + v7 * s7[o]))
 
 
 @compiled(inline="always")
-def _sum_rows(acc, first, v, rows, count, src, vbuf, rbuf):  # pragma: no cover - compiled
-    """``acc (=|+=) sum_{t < count} v[t] * src[rows[t]]``, eight rows per pass
-    (one load and store of ``acc`` per eight multiply-adds)."""
+def _sum_rows(acc, first, v, rows, count, src, off, vbuf, rbuf):  # pragma: no cover - compiled
+    """``acc (=|+=) sum_{t < count} v[t] * src[rows[t], off:off + len(acc)]``,
+    eight rows per pass (one load and store of ``acc`` per eight multiply-adds)."""
     if count == 0:
         if first:
             acc[:] = 0
@@ -219,7 +221,7 @@ def _sum_rows(acc, first, v, rows, count, src, vbuf, rbuf):  # pragma: no cover 
         for t in range(8):                        # pad the last group with zero weights
             vbuf[t] = v[s + t] if t < n else v[s] * 0
             rbuf[t] = rows[s + t] if t < n else rows[s]
-        _axpy8(acc, first and s == 0, vbuf, rbuf, src)
+        _axpy8(acc, first and s == 0, vbuf, rbuf, src, off)
 
 
 # ---------------------------------------------------------------------------
@@ -384,8 +386,8 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx
                     qf[q, qcnt[q]] = f
                     qv[q, qcnt[q]] = v
                     qcnt[q] += 1
-            _sum_rows(dw[f], False, fval, frow, m, c, vbuf, rbuf)      # dw[f] += sum v cols[q]
+            _sum_rows(dw[f], False, fval, frow, m, c, 0, vbuf, rbuf)   # dw[f] += sum v cols[q]
         if need_dx:
             for q in range(P):
-                _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, vbuf, rbuf)  # dc[q] = sum v w2[f]
+                _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, 0, vbuf, rbuf)  # dc[q] = sum v w2[f]
             _col2im_pk(dc, k, OH, OW, dx[n])

@@ -16,6 +16,7 @@ import os
 import numba
 
 _blas = None          # threadpoolctl controllers of the loaded BLAS libraries, found once
+_POOL = numba.config.NUMBA_NUM_THREADS      # the most threads numba can run
 
 
 def _blas_libs() -> list:
@@ -36,8 +37,8 @@ def thread_limit() -> int:
 
 
 def _limit(blas_threads: list[int]) -> int:
-    limit = min(blas_threads, default=os.cpu_count() or 1)
-    return max(1, min(limit, numba.config.NUMBA_NUM_THREADS))
+    limit = min(blas_threads) if blas_threads else (os.cpu_count() or 1)
+    return max(1, min(limit, _POOL))
 
 
 class kernel_threads:
@@ -68,11 +69,13 @@ class kernel_threads:
         self.numba_saved = numba.get_num_threads()
         if self.numba_saved != self.threads:
             numba.set_num_threads(self.threads)
-        self.chunk_saved = numba.set_parallel_chunksize(1)
+        # one thread has nothing to share out: leave the schedule alone
+        self.chunk_saved = numba.set_parallel_chunksize(1) if self.threads > 1 else None
         return self.threads
 
     def __exit__(self, *exc) -> None:
-        numba.set_parallel_chunksize(self.chunk_saved)
+        if self.chunk_saved is not None:
+            numba.set_parallel_chunksize(self.chunk_saved)
         if self.numba_saved != self.threads:
             numba.set_num_threads(self.numba_saved)
         for lib, n in zip(self.libs, self.saved):
