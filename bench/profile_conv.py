@@ -28,10 +28,10 @@ except ImportError:  # run from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(REPO / "src"))
 
 import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 from nndl import SGD, L2, Network  # noqa: E402
 from nndl.architecture import default_cost, parse_layers  # noqa: E402
+from nndl.kernels.threads import limit  # noqa: E402
 
 BOOK_NET = "conv:20:5,pool:2,conv:40:5,pool:2,dense:100,softmax:10"
 
@@ -73,7 +73,7 @@ def profile(spec: str, x, y, m: int, threads: int, init: str | None) -> tuple[fl
     timed(opt, "step", "SGD step")
     n = len(x)
     order = np.random.default_rng(1).permutation(n)
-    with threadpool_limits(threads, user_api="blas"):
+    with limit(threads):                                   # as Trainer(blas_threads=threads)
         for start in range(0, min(n, 20 * m), m):          # warm-up (compiles if needed)
             idx = order[start:start + m]
             net.forward(x[idx], train=True)

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from nndl.kernels import cache_dir, on_compile
 from nndl.kernels import conv as kc
-from nndl.kernels.threads import kernel_threads, thread_limit
+from nndl.kernels.threads import kernel_threads, limit, thread_limit
 from nndl.layers.conv import (
     conv2d_backward_ref, conv2d_forward_ref, maxpool_backward_ref, maxpool_forward_ref,
 )
@@ -201,6 +201,24 @@ def test_kernel_threads_follow_the_blas_limit_and_restore_it():
     assert [lib.num_threads for lib in _blas_libs()] == before
     assert numba.get_num_threads() == numba_before
     assert numba.get_parallel_chunksize() == 0
+
+
+def test_training_limit_gives_the_kernels_n_threads_and_blas_one():
+    from nndl.kernels.threads import _blas_libs
+
+    before = [lib.num_threads for lib in _blas_libs()]
+    cap = min(2, numba.config.NUMBA_NUM_THREADS)
+    with limit(cap):
+        assert thread_limit() == cap
+        assert all(lib.num_threads == 1 for lib in _blas_libs())
+        with kernel_threads(64) as threads:
+            assert threads == cap
+        with limit(1):                                                   # nests
+            assert thread_limit() == 1
+        assert thread_limit() == cap
+    assert [lib.num_threads for lib in _blas_libs()] == before
+    with limit(None):
+        assert [lib.num_threads for lib in _blas_libs()] == before
 
 
 def test_layers_give_the_same_results_on_any_number_of_threads():

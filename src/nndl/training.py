@@ -11,14 +11,12 @@ and what happens around it (callbacks, printing).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .callbacks import Callback
 from .checks import as_labels
@@ -26,6 +24,7 @@ from .errors import ConfigError, DivergedError, positive_int
 from .history import History
 from .network import as_generator
 from .kernels import dense as dense_kernel
+from .kernels.threads import limit as kernel_threads_limit
 
 #: how many examples the compiled kernel runs between progress updates
 _KERNEL_CHUNK = 5000
@@ -142,10 +141,11 @@ class Trainer:
             before the callbacks that read its metrics); a
             :class:`~nndl.history.History` is appended unless one is given.
         fast: use the compiled kernel when the network allows it.
-        blas_threads: threads the BLAS library may use while training
-            (``None``: its own default). The book's mini-batches make tiny
-            matrix products that run fastest on one thread; several threads
-            contending for busy cores slowed them tenfold in our measurements.
+        blas_threads: threads training may use (``None``: the libraries'
+            own defaults): the compiled conv kernels run on up to this many,
+            BLAS on one (:func:`nndl.kernels.threads.limit`: the products of
+            training-sized mini-batches are too small to share, and two pools
+            of threads on the same cores slow each other down).
         augment: optional ``augment(x_batch, rng) -> x_batch``, applied to
             every training mini-batch with the trainer's Generator (data
             augmentation on the fly, e.g. :func:`nndl.data.augment.random_shift_rotate`).
@@ -227,9 +227,7 @@ class Trainer:
 
     def fit(self, x: np.ndarray, y: np.ndarray, epochs: int) -> History:
         """Train for ``epochs`` epochs on inputs ``x`` ``(n, *input_shape)`` and integer labels ``y`` ``(n,)``."""
-        limit = (threadpool_limits(self.blas_threads, user_api="blas") if self.blas_threads
-                 else contextlib.nullcontext())
-        with limit:
+        with kernel_threads_limit(self.blas_threads or None):   # kernels on n threads, BLAS on one
             return self._fit(x, y, epochs)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, epochs: int) -> History:

@@ -426,7 +426,7 @@ class _ConvBase(Layer):
         w2 = conv_kernels.to_w2(self.params["w"])
         out = np.empty((N, OH // p, OW // p, F), dtype=self.dtype)
         arg = np.empty(out.shape if p > 1 else (0, 0, 0, 0), dtype=np.int32)
-        with kernel_threads(N) as threads:
+        with kernel_threads(N, key=("conv fwd", x.shape, F, k, p, train)) as threads:
             # Training keeps every image's patches for backward; inference
             # (possibly big batches) uses a few images' worth per thread.
             group = conv_kernels.group_size(N, threads)
@@ -444,7 +444,7 @@ class _ConvBase(Layer):
         xh = self._xh
         N, H, W, C = xh.shape
         k, F = self.kernel_size, self.filters
-        with kernel_threads(N) as threads:
+        with kernel_threads(N, key=("conv bwd", xh.shape, F, k, p, self.input_grad)) as threads:
             if self._cols is None:    # after an inference forward: rebuild the patches
                 self._cols = self._buffer("cols", conv_kernels.cols_shape(N, C, H, W, k))
                 conv_kernels.im2col(xh, k, self._cols)
