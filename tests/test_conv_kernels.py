@@ -221,6 +221,33 @@ def test_training_limit_gives_the_kernels_n_threads_and_blas_one():
         assert [lib.num_threads for lib in _blas_libs()] == before
 
 
+def test_thread_choice_keeps_the_faster_and_re_times_the_other_ever_more_rarely():
+    from nndl.kernels.threads import _Choice
+
+    choice = _Choice(cap=2)
+    cost = {2: 1.0, 1: 3.0}                      # two threads three times faster
+
+    def run(calls):
+        used = []
+        for _ in range(calls):
+            i = choice.pick()
+            used.append(choice.options[i])
+            choice.record(i, cost[choice.options[i]])
+        return used
+
+    warm = run(2 * (_Choice.WARMUP + 1))          # both timed (first of each dropped)
+    assert sorted(warm) == [1] * (_Choice.WARMUP + 1) + [2] * (_Choice.WARMUP + 1)
+    used = run(2000)
+    probes = [k for k, t in enumerate(used) if t == 1]
+    gaps = np.diff(probes)
+    assert len(probes) < 12 and all(b >= a for a, b in zip(gaps, gaps[1:]))   # rarer and rarer
+    assert max(gaps) <= _Choice.MAX_PROBE
+    cost[1], cost[2] = 1.0, 10.0                 # the machine got busy: one thread now wins
+    used = run(3000)
+    assert used[-500:].count(1) > 490
+    assert choice.options[choice.best] == 1
+
+
 def test_layers_give_the_same_results_on_any_number_of_threads():
     from nndl.layers.conv import ConvPool
 
