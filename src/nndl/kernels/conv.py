@@ -45,10 +45,21 @@ FEW_CHANNELS = 4
 GROUP = 8
 
 
-def group_size(n: int, threads: int) -> int:
-    """Images per forward product for a batch of ``n`` on ``threads`` threads:
-    up to :data:`GROUP`, but at least two groups per thread to share out."""
-    return max(1, min(GROUP, -(-n // (2 * threads))))
+#: the backward pass sums dw over at most this many fixed blocks of images
+BLOCKS = 8
+
+
+def group_size(n: int) -> int:
+    """Images per forward product for a batch of ``n``: up to :data:`GROUP`,
+    in at least four groups to share out. It depends on ``n`` only, so that
+    the results do not depend on the number of threads."""
+    return max(1, min(GROUP, -(-n // 4)))
+
+
+def blocks(n: int) -> int:
+    """Blocks of images whose dw the backward pass sums separately (then in a
+    fixed order, so that the result does not depend on the threads)."""
+    return max(1, min(n, BLOCKS))
 
 
 def to_w2(w: np.ndarray) -> np.ndarray:
@@ -298,26 +309,29 @@ def conv_pool_forward(x, w2t, b, k, p, keep, cols, out, arg, threads, group
 
 
 @compiled(nogil=True, parallel=True)
-def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx
+def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, threads
                        ):  # pragma: no cover - compiled
     """Gradients of :func:`conv_pool_forward` from ``delta`` = dC/d(out).
 
-    One image at a time, handed to the threads as they come free; each
-    thread sums its images' dC/dw and dC/db into its own row of ``dwp`` and
-    ``dbp`` (sum them over the first axis).
+    The images go in ``len(dwp)`` fixed blocks (:func:`blocks`), handed to
+    the threads as they come free; each block's dC/dw and dC/db are summed
+    into its own row of ``dwp`` and ``dbp`` (sum those over the first axis:
+    the same numbers whatever the number of threads).
 
     Args:
         delta: ``(N, PH, PW, F)``, C-contiguous.
         arg, cols: from the forward pass (``keep=True``).
         w2: ``(F, K)`` from :func:`to_w2`.
-        dwp: ``(threads, F, K)``, written: each thread's share of dC/dw2.
-        dbp: ``(threads, F)``, written: each thread's share of dC/db.
+        dwp: ``(blocks, F, K)``, written: each block's share of dC/dw2.
+        dbp: ``(blocks, F)``, written: each block's share of dC/db.
         need_dx: False skips dC/dx.
         dx: ``(N, H, W, C)`` C-contiguous, written with dC/dx when ``need_dx``.
+        threads: the numba threads running it (scratch is per thread).
     """
     N, PH, PW, F = delta.shape
     K = w2.shape[1]
-    T = dwp.shape[0]
+    T = threads
+    NB = dwp.shape[0]
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
     OH, OW = H - k + 1, W - k + 1
     P = OH * OW
@@ -338,56 +352,57 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx
     qv_all = np.empty((T, P, F), dtype=dt)
     vbuf_all = np.empty((T, 8), dtype=dt)
     rbuf_all = np.empty((T, 8), dtype=np.int64)
-    for n in prange(N):
+    for bi in prange(NB):
         t = numba.get_thread_id()
-        dw, db = dwp[t], dbp[t]
-        dc, dz, dwt = dc_all[t], dz_all[t], dwt_all[t]
-        c = cols[n]
-        d = delta[n]
-        for ph in range(PH):
-            for pw in range(PW):
-                for f in range(F):
-                    db[f] += d[ph, pw, f]
-        if not sparse:
-            if p == 1:
-                dz[...] = d.reshape(P, F)
-            else:
-                _unpool(d, arg[n], off, p, OW, dz)
-            if few:
-                np.dot(c, dz, dwt)                 # (K, F) = cols dz: BLAS likes this way round
-                for r in range(K):
-                    for f in range(F):
-                        dw[f, r] += dwt[r, f]
-                if need_dx:
-                    np.dot(w2.T, dz.T, dc)         # (K, P)
-                    _col2im_kp(dc, k, OH, OW, dx[n])
-            else:
-                dw += np.dot(dz.T, c)              # (F, K) = dz^T cols
-                if need_dx:
-                    np.dot(dz, w2, dc)             # (P, K)
-                    _col2im_pk(dc, k, OH, OW, dx[n])
-            continue
-        frow, fval = frow_all[t], fval_all[t]
-        qcnt, qf, qv = qcnt_all[t], qf_all[t], qv_all[t]
-        vbuf, rbuf = vbuf_all[t], rbuf_all[t]
-        g = arg[n]
-        qcnt[:] = 0
-        for f in range(F):
-            m = 0
+        dw, db = dwp[bi], dbp[bi]
+        for n in range(bi * N // NB, (bi + 1) * N // NB):
+            dc, dz, dwt = dc_all[t], dz_all[t], dwt_all[t]
+            c = cols[n]
+            d = delta[n]
             for ph in range(PH):
                 for pw in range(PW):
-                    v = d[ph, pw, f]
-                    if v == 0:                     # e.g. a ReLU that is off: nothing to add
-                        continue
-                    q = ph * p * OW + pw * p + off[g[ph, pw, f]]
-                    frow[m] = q
-                    fval[m] = v
-                    m += 1
-                    qf[q, qcnt[q]] = f
-                    qv[q, qcnt[q]] = v
-                    qcnt[q] += 1
-            _sum_rows(dw[f], False, fval, frow, m, c, 0, vbuf, rbuf)   # dw[f] += sum v cols[q]
-        if need_dx:
-            for q in range(P):
-                _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, 0, vbuf, rbuf)  # dc[q] = sum v w2[f]
-            _col2im_pk(dc, k, OH, OW, dx[n])
+                    for f in range(F):
+                        db[f] += d[ph, pw, f]
+            if not sparse:
+                if p == 1:
+                    dz[...] = d.reshape(P, F)
+                else:
+                    _unpool(d, arg[n], off, p, OW, dz)
+                if few:
+                    np.dot(c, dz, dwt)                 # (K, F) = cols dz: BLAS likes this way round
+                    for r in range(K):
+                        for f in range(F):
+                            dw[f, r] += dwt[r, f]
+                    if need_dx:
+                        np.dot(w2.T, dz.T, dc)         # (K, P)
+                        _col2im_kp(dc, k, OH, OW, dx[n])
+                else:
+                    dw += np.dot(dz.T, c)              # (F, K) = dz^T cols
+                    if need_dx:
+                        np.dot(dz, w2, dc)             # (P, K)
+                        _col2im_pk(dc, k, OH, OW, dx[n])
+                continue
+            frow, fval = frow_all[t], fval_all[t]
+            qcnt, qf, qv = qcnt_all[t], qf_all[t], qv_all[t]
+            vbuf, rbuf = vbuf_all[t], rbuf_all[t]
+            g = arg[n]
+            qcnt[:] = 0
+            for f in range(F):
+                m = 0
+                for ph in range(PH):
+                    for pw in range(PW):
+                        v = d[ph, pw, f]
+                        if v == 0:                     # e.g. a ReLU that is off: nothing to add
+                            continue
+                        q = ph * p * OW + pw * p + off[g[ph, pw, f]]
+                        frow[m] = q
+                        fval[m] = v
+                        m += 1
+                        qf[q, qcnt[q]] = f
+                        qv[q, qcnt[q]] = v
+                        qcnt[q] += 1
+                _sum_rows(dw[f], False, fval, frow, m, c, 0, vbuf, rbuf)   # dw[f] += sum v cols[q]
+            if need_dx:
+                for q in range(P):
+                    _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, 0, vbuf, rbuf)  # dc[q] = sum v w2[f]
+                _col2im_pk(dc, k, OH, OW, dx[n])

@@ -429,7 +429,7 @@ class _ConvBase(Layer):
         with kernel_threads(N, key=("conv fwd", x.shape, F, k, p, train)) as threads:
             # Training keeps every image's patches for backward; inference
             # (possibly big batches) uses a few images' worth per thread.
-            group = conv_kernels.group_size(N, threads)
+            group = conv_kernels.group_size(N)
             cols = self._buffer("cols" if train else "cols_eval",
                                 conv_kernels.cols_shape(N if train else threads * group, C, H, W, k))
             conv_kernels.conv_pool_forward(xh, w2.T, self.params["b"], k, p, train, cols, out, arg,
@@ -448,11 +448,12 @@ class _ConvBase(Layer):
             if self._cols is None:    # after an inference forward: rebuild the patches
                 self._cols = self._buffer("cols", conv_kernels.cols_shape(N, C, H, W, k))
                 conv_kernels.im2col(xh, k, self._cols)
-            dwp = self._buffer("dwp", (threads, F, C * k * k))
-            dbp = self._buffer("dbp", (threads, F))
+            nb = conv_kernels.blocks(N)
+            dwp = self._buffer("dwp", (nb, F, C * k * k))
+            dbp = self._buffer("dbp", (nb, F))
             dx = np.empty((N if self.input_grad else 0, H, W, C), dtype=self.dtype)
             conv_kernels.conv_pool_backward(delta, self._arg, self._cols, self._w2, k, p, dwp, dbp,
-                                            self.input_grad, dx)
+                                            self.input_grad, dx, threads)
         conv_kernels.from_w2(dwp.sum(axis=0), C, k, out=self.grads["w"])
         self.grads["b"][...] = dbp.sum(axis=0)
         return dx.transpose(0, 3, 1, 2) if self.input_grad else None
