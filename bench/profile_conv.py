@@ -10,7 +10,8 @@ layer), the cost's output error and the optimizer's step, and prints
 microseconds per image for each, with the epoch time they add up to.
 With one thread the times are the process's CPU time, which other jobs on the
 machine disturb less than wall-clock time; with more threads they are
-wall-clock time.
+wall-clock time, and the thread count each conv kernel chose (it times one
+thread against ``--threads``, see :mod:`nndl.kernels.threads`) is printed.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def main(argv=None) -> int:
         rest = per_image - sum(parts.values())
         for key, v in list(parts.items()) + [("(loop, indexing)", rest)]:
             print(f"  {key:28s} {v * 1e6:7.1f} us  {v / per_image:6.1%}")
+        if args.threads > 1:
+            from nndl.kernels.threads import _choices
+            print("  the kernels' thread choice (running average of each kernel call):")
+            for (key, cap), c in _choices.items():
+                if key[1][0] != m:
+                    continue
+                times = ", ".join(f"{n} thread(s) {t * 1e6:.0f} us" for n, t in zip(c.options, c.seconds))
+                print(f"    {key[0]} {'x'.join(map(str, key[1]))} -> {c.options[c.best]} thread(s) ({times})")
     return 0
 
 

@@ -340,23 +340,25 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, thread
     off = _window_offsets(p, OW)
     dt = dwp.dtype
     dwp[...] = 0
-    dbp[...] = 0
-    # per-thread scratch
+    # per-thread scratch (large rows: no two threads write one cache line)
     dc_all = np.empty((T, K, P) if few else (T, P, K), dtype=dt)
     dz_all = np.empty((T, P, F), dtype=dt)
     dwt_all = np.empty((T, K, F), dtype=dt)
-    frow_all = np.empty((T, PH * PW), dtype=np.int64)      # sparse: per filter, its (row, value) pairs
-    fval_all = np.empty((T, PH * PW), dtype=dt)
-    qcnt_all = np.empty((T, P), dtype=np.int64)            # per position, its (filter, value) pairs
-    qf_all = np.empty((T, P, F), dtype=np.int64)
+    qf_all = np.empty((T, P, F), dtype=np.int64)          # sparse: per position, its (filter, value) pairs
     qv_all = np.empty((T, P, F), dtype=dt)
-    vbuf_all = np.empty((T, 8), dtype=dt)
-    rbuf_all = np.empty((T, 8), dtype=np.int64)
     for bi in prange(NB):
         t = numba.get_thread_id()
-        dw, db = dwp[bi], dbp[bi]
+        dw = dwp[bi]
+        # small scratch of this block's own (shared rows would bounce between the cores' caches)
+        db = np.zeros(F, dtype=dt)
+        frow = np.empty(PH * PW, dtype=np.int64)             # sparse: per filter, its (row, value) pairs
+        fval = np.empty(PH * PW, dtype=dt)
+        qcnt = np.empty(P, dtype=np.int64)
+        vbuf = np.empty(8, dtype=dt)
+        rbuf = np.empty(8, dtype=np.int64)
+        dc, dz, dwt = dc_all[t], dz_all[t], dwt_all[t]
+        qf, qv = qf_all[t], qv_all[t]
         for n in range(bi * N // NB, (bi + 1) * N // NB):
-            dc, dz, dwt = dc_all[t], dz_all[t], dwt_all[t]
             c = cols[n]
             d = delta[n]
             for ph in range(PH):
@@ -382,9 +384,6 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, thread
                         np.dot(dz, w2, dc)             # (P, K)
                         _col2im_pk(dc, k, OH, OW, dx[n])
                 continue
-            frow, fval = frow_all[t], fval_all[t]
-            qcnt, qf, qv = qcnt_all[t], qf_all[t], qv_all[t]
-            vbuf, rbuf = vbuf_all[t], rbuf_all[t]
             g = arg[n]
             qcnt[:] = 0
             for f in range(F):
@@ -406,3 +405,4 @@ def conv_pool_backward(delta, arg, cols, w2, k, p, dwp, dbp, need_dx, dx, thread
                 for q in range(P):
                     _sum_rows(dc[q], True, qv[q], qf[q], qcnt[q], w2, 0, vbuf, rbuf)  # dc[q] = sum v w2[f]
                 _col2im_pk(dc, k, OH, OW, dx[n])
+        dbp[bi] = db
