@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     # compile nndl's kernels (and warm the disk caches) outside the timings
     subprocess.run([str(SPEEDRUN), "--train-size", "640", "--epochs", "1", "--threads", str(threads)],
                    env=env, capture_output=True, check=True)
-    results = {"recipe": " ".join(shlex.split(SPEEDRUN.read_text().split("exec ", 1)[1].replace("\\\n", " "))),
+    command = SPEEDRUN.read_text().split("exec ", 1)[1].replace("\\\n", " ").replace('"$@"', "")
+    results = {"recipe": " ".join(shlex.split(command)),
                "threads": threads, "cpus": os.cpu_count(), "runs": []}
     print(f"Time to 99% test accuracy, {threads} thread(s); seconds from process start to each epoch line")
     for seed in args.seeds:
