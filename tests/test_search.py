@@ -66,6 +66,16 @@ def test_params_parse_into_optuna_distributions():
     assert (c.sizes, c.eta, c.lmbda, c.batch_size, c.activation) == ((784, 64, 64, 10), 0.5, 1.0, 20, "relu")
 
 
+def test_a_space_file_holds_params_one_per_line(tmp_path):
+    f = tmp_path / "space.txt"
+    f.write_text("# the book's two\neta=log:0.01:10   # learning rate\n\nlmbda=log:0.01:10\n")
+    assert S.read_space_file(f) == ["eta=log:0.01:10", "lmbda=log:0.01:10"]
+    with pytest.raises(ConfigError, match="--param lmbda is given twice"):
+        S.Space.parse(S.read_space_file(f) + ["lambda=float:0:1"])
+    with pytest.raises(ConfigError, match="--space .*missing.txt: cannot read it"):
+        S.read_space_file(tmp_path / "missing.txt")
+
+
 @pytest.mark.parametrize("spec, why", [
     ("eta", "no NAME=SPEC"),
     ("eta=log:0.01", "log needs LOW:HIGH"),

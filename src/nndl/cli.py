@@ -943,6 +943,7 @@ def config_to_argv(config) -> list[str]:
 def cmd_search(args) -> int:
     import json
     import logging
+    import re
     import shlex
 
     from tqdm import tqdm
@@ -973,7 +974,11 @@ def cmd_search(args) -> int:
         data = None if cluster else _load_data(args.data_dir, args.progress)
         had = len(S.finished_trials(study))
         where = cluster.describe() if cluster else "this process, one trial at a time"
-        print(f"Searching {', '.join(p.spec for p in space.params)} for {S.trial_base(base).describe()}; "
+        fixed = S.trial_base(base).describe()
+        for name, label in (("eta", "eta"), ("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
+            if any(p.name == name for p in space.params):   # the base's value is not what trials use
+                fixed = re.sub(rf", {label} [^,;]+", "", fixed)
+        print(f"Searching {', '.join(p.spec for p in space.params)} for {fixed}; "
               f"maximising the validation accuracy after the last epoch; on {where}", flush=True)
         print(f"Study {study.study_name} in {storage_spec[1]}"
               + (f": resuming, {had} finished trial(s) already" if had else ""), flush=True)
@@ -1007,8 +1012,8 @@ def cmd_search(args) -> int:
         for o in summary.failed:
             print(f"  failed: trial {o.number}: {o.reason}")
 
-        best = study.best_trial if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) else None
         config = S.best_config(study, base, space)   # NNDLError if no trial completed
+        best = study.best_trial
         command = shlex.join(["nndl", "train"] + config_to_argv(config))
         print(f"Best: trial {best.number}, validation accuracy {best.value:.2%} with "
               + ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))

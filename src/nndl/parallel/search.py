@@ -18,7 +18,8 @@ The objective is the validation accuracy after the last epoch: the accuracy
 of the network that ``nndl train`` with that configuration gives you.
 After every epoch a trial reports its validation accuracy, and Optuna's
 median pruner stops a trial whose accuracy is below the median of the
-earlier trials at the same epoch.
+completed trials at the same epoch (from the middle epoch on, once five
+trials have completed).
 
 The study lives in Optuna storage: a journal file (the default) or an RDB
 URL. Every finished trial is there as soon as it finishes, so running the
@@ -33,7 +34,9 @@ Only this module talks to Optuna; trials are plain jobs
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import math
 import time
@@ -271,7 +274,9 @@ def open_study(storage, name: str | None, base: RunConfig, space: Space, *, seed
 
     base = trial_base(base)
     name = name or study_name(base, space)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune
+    # Pruning starts halfway through a trial's epochs, once 5 trials have completed: the
+    # first epochs rank configurations poorly (a small eta starts slowly, then catches up)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=base.epochs // 2) if prune
               else optuna.pruners.NopPruner())
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=pruner)
@@ -536,13 +541,15 @@ def write_study_figures(study, folder) -> list[Path]:
     from matplotlib.ticker import NullFormatter
     from optuna.visualization import matplotlib as vm
 
-    from ..plots import save_figure
+    from ..fileio import atomic_write
 
     written = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        importances = functools.partial(   # fANOVA fits a random forest: seeded, the same figure each time
+            vm.plot_param_importances, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
         for stem, plot in (("optimization_history", vm.plot_optimization_history),
-                           ("param_importances", vm.plot_param_importances), ("slice", vm.plot_slice)):
+                           ("param_importances", importances), ("slice", vm.plot_slice)):
             try:
                 axes = plot(study)
             except (ValueError, RuntimeError, ZeroDivisionError):
@@ -553,8 +560,12 @@ def write_study_figures(study, folder) -> list[Path]:
                     ax.xaxis.set_minor_formatter(NullFormatter())
                 if ax.get_ylabel() == "Objective Value":
                     ax.set_ylabel("Validation accuracy")
-            try:
-                written.append(save_figure(fig, Path(folder) / f"{stem}.png", dpi=80))
+            try:   # tight: Optuna puts some legends outside the axes
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+                path = Path(folder) / f"{stem}.png"
+                atomic_write(path, lambda f: f.write(buf.getvalue()))
+                written.append(path)
             finally:
                 plt.close(fig)
     return written

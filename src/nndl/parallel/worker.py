@@ -117,7 +117,8 @@ class ReportValidation(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         value = logs.get("validation_accuracy")
-        if value is not None and self.report(epoch, float(value)):
+        # after the last epoch the trial is done: it is reported, and complete whatever the pruner says
+        if value is not None and self.report(epoch, float(value)) and epoch != trainer.last_epoch:
             self.pruned_at = epoch
             trainer.stop_training = True
             trainer.stop_reason = f"pruned after epoch {epoch}"
