@@ -167,6 +167,14 @@ def test_a_search_prints_the_best_as_a_train_command_that_reproduces_it(tmp_path
 
 
 @needs_mnist
+def test_a_time_budget_starts_no_trial_after_it(tmp_path, capsys):
+    t0 = time.monotonic()
+    code, out, err = search_cli(capsys, "--timeout", "2", "--trials", "1000", "--out", tmp_path)
+    assert code == 0, err
+    assert 1 <= len(trial_lines(out)) < 1000 and time.monotonic() - t0 < 60
+
+
+@needs_mnist
 def test_ctrl_c_then_the_same_command_resumes_without_repeating_finished_trials(tmp_path):
     argv = [sys.executable, "-c", "import sys; from nndl.cli import main; sys.exit(main())", "search", *TINY,
             "--train-size", "4000", "--epochs", "3", "--trials", "6", "--no-prune", "--out", str(tmp_path)]
