@@ -206,6 +206,35 @@ def test_ctrl_c_then_the_same_command_resumes_without_repeating_finished_trials(
     assert len(set(params)) == 6
 
 
+@needs_mnist
+def test_two_processes_share_one_study(tmp_path):
+    """Two machines, simulated: two nndl search processes on one storage (a journal file on a shared
+    disk), each with its own sampler seed, fill one study of 6 trials between them."""
+    journal = tmp_path / "shared" / "study.journal"
+    argv = [sys.executable, "-c", "import sys; from nndl.cli import main; sys.exit(main())", "search", *TINY,
+            "--trials", "6", "--storage", str(journal), "--study", "shared"]
+    procs = [subprocess.Popen(argv + ["--sampler-seed", str(k), "--out", str(tmp_path / f"m{k}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (1, 2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    ran = [trial_lines(out) for out, _ in outs]
+    assert not set(ran[0]) & set(ran[1])                      # each trial ran on one machine
+    import optuna
+    study = optuna.load_study(study_name="shared", storage=S.open_storage(("journal", str(journal))))
+    assert len(S.finished_trials(study)) >= 6 and len(ran[0]) + len(ran[1]) == len(S.finished_trials(study))
+
+
+@needs_mnist
+def test_an_rdb_url_names_the_storage(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    code, out, err = search_cli(capsys, "--trials", "2", "--storage", url, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert f"in {url}" in out
+    import optuna
+    assert len(S.finished_trials(optuna.load_study(study_name=optuna.get_all_study_names(url)[0],
+                                                   storage=url))) == 2
+
+
 # -- on a real Dask cluster ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
