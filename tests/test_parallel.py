@@ -64,9 +64,9 @@ def serial(tmp_path_factory):
 
 
 def _slow_experiment(n: int = 4) -> Experiment:
-    """Runs long enough (a second or two each) for a worker to die in the middle of one."""
-    base = RunConfig(sizes=(784, 30, 10), cost="cross-entropy", init="default", eta=0.5, lmbda=0.5, epochs=3,
-                     train_size=6000, validation_size=1000, monitor=["validation"])
+    """Runs long enough (half a second each on an idle 2-core machine) for a worker to die in the middle of one."""
+    base = RunConfig(sizes=(784, 100, 10), cost="cross-entropy", init="default", eta=0.5, lmbda=0.5, epochs=3,
+                     train_size=20000, validation_size=1000, monitor=["validation"])
     return Experiment("slow", 3, "runs for the fault tests",
                       lambda quick, seeds: {f"eta={e}": base.replace(eta=e) for e in (0.1, 0.3, 1.0, 3.0)[:n]})
 

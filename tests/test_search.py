@@ -177,7 +177,8 @@ def test_a_time_budget_starts_no_trial_after_it(tmp_path, capsys):
 @needs_mnist
 def test_ctrl_c_then_the_same_command_resumes_without_repeating_finished_trials(tmp_path):
     argv = [sys.executable, "-c", "import sys; from nndl.cli import main; sys.exit(main())", "search", *TINY,
-            "--train-size", "4000", "--epochs", "3", "--trials", "6", "--no-prune", "--out", str(tmp_path)]
+            "--sizes", "784", "100", "10", "--train-size", "20000", "--epochs", "3", "--trials", "6", "--no-prune",
+            "--out", str(tmp_path)]   # trials of half a second or more: Ctrl-C lands before the sixth
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []
@@ -258,8 +259,8 @@ def test_a_search_on_a_dask_cluster(cluster, tmp_path, capsys):
 def test_a_search_survives_a_worker_killed_mid_trial(cluster, tmp_path, capsys):
     killer = cluster.kill_when_busy()
     try:
-        code, out, err = search_cli(capsys, "--trials", "4", "--train-size", "8000", "--epochs", "4", "--no-prune",
-                                    "--scheduler", cluster.address, "--out", tmp_path)
+        code, out, err = search_cli(capsys, "--trials", "4", "--sizes", "784", "100", "10", "--train-size", "20000",
+                                    "--epochs", "3", "--no-prune", "--scheduler", cluster.address, "--out", tmp_path)
         killer.join(timeout=5)
         assert killer.killed is not None and killer.killed[1].startswith("nndl-trial-")
         assert code == 0, err

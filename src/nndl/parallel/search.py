@@ -9,7 +9,7 @@ trial, trains it, and keeps the one with the best **validation** accuracy
 
     space = Space.parse(["eta=log:0.01:10", "lmbda=log:0.01:10"])
     base = RunConfig(sizes=(784, 30, 10), cost="cross-entropy", epochs=5, train_size=10000)
-    study = open_study(open_storage("runs/search/study.journal"), "demo", base, space)
+    study = open_study(open_storage(parse_storage(None, "runs/search")), None, base, space)
     summary = search(study, base, space, trials=30)                   # in this process
     with connect(jobs=2) as cluster:                                   # or 2 at a time
         summary = search(study, base, space, trials=30, cluster=cluster)
