@@ -2,8 +2,12 @@
 
     PYTHONPATH=src python bench/bench_parallel.py [--data-dir DIR] [--jobs 2] [--small 40] [--json out.json]
 
-Three measurements, in one run, on the same machine:
+Measurements, in one run, on the same machine:
 
+0. **The ceiling**: the same fixed NumPy work (one thread) in one process,
+   then in N processes at once, without Dask or nndl: the speed-up the
+   machine can give N processes at that moment (N on an idle N-core machine,
+   less when other processes hold cores).
 1. **Speed-up** of the chapter 3 experiments ``multiple-eta`` (3 runs) and
    ``weight-initialization`` (4 runs), full size (30 epochs on the 50,000
    training images each): serially in this process, as ``nndl experiment
@@ -80,6 +84,32 @@ def serial_executor(data):
     return run
 
 
+def _burn(seconds_hint: int = 300) -> float:
+    """A fixed amount of single-threaded NumPy work; returns its wall time."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((400, 400))
+    t0 = time.perf_counter()
+    for _ in range(seconds_hint):
+        a @ a
+    return time.perf_counter() - t0
+
+
+def ceiling(n: int) -> float:
+    """The speed-up that n processes can have on this machine now: the same
+    fixed work in 1 process, then in n at once (no Dask, no nndl). Other
+    processes on the machine lower it below n."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(n) as pool:
+        list(pool.map(_burn, [10] * n))                    # start the processes
+        one = pool.submit(_burn).result()
+        t0 = time.perf_counter()
+        list(pool.map(_burn, [300] * n))
+        together = time.perf_counter() - t0
+    return n * one / together
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
@@ -98,6 +128,10 @@ def main(argv=None) -> int:
                     "load_before": os.getloadavg()}
     print(f"nndl {nndl.__version__}, Python {platform.python_version()}; {load()}")
 
+    c = ceiling(args.jobs)
+    report["ceiling"] = c
+    print(f"0. The speed-up {args.jobs} processes can have here now (the same NumPy work in 1, then in {args.jobs} "
+          f"at once): {c:.2f}x")
     t0 = time.perf_counter()
     data = load_mnist(data_dir, progress=False)
     print(f"serial: MNIST loaded in this process in {time.perf_counter() - t0:.2f} s (once, not counted)")
@@ -127,6 +161,8 @@ def main(argv=None) -> int:
                       f"-> speed-up {serial_s / par_s:.2f}x; results equal: {same}; {load()}")
         report["startup_s"] = start
         report["experiments"] = rows
+        report["ceiling_after"] = c = ceiling(args.jobs)
+        print(f"   the ceiling again, after them: {c:.2f}x")
 
     print(f"\n2. Overhead per run of the Dask path ({args.small} runs of 100 images, 1 epoch)")
     tiny = RunConfig(sizes=(784, 30, 10), epochs=1, train_size=100, validation_size=100, monitor=["validation"])
