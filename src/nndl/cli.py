@@ -8,6 +8,7 @@
     nndl plot HISTORY.json ... -o FIG.png   curves of training histories
     nndl mistakes MODEL         the test images a model gets wrong, as a grid and a confusion matrix
     nndl serve [MODEL ...]      a local web page: draw a digit, browse mistakes, training curves
+    nndl search --param ...     hyper-parameter search (Optuna), here, on local processes or a Dask cluster
 
 Every user error prints one line ``nndl: error: ...`` and exits non-zero.
 
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "(e.g. --only fc conv1 for ch6-ladder)")
     xr.add_argument("--data-dir", type=Path, help=data_help)
     xr.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_cluster_options(xr)
     xr.set_defaults(func=cmd_experiment_run)
     xp = xsub.add_parser("report", help="write DIR/report.md from the experiments run under DIR")
     xp.add_argument("--out", type=Path, default=Path("runs/experiments"), metavar="DIR")
@@ -223,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_mistakes_parser(sub, data_help)
     _add_serve_parser(sub, data_help)
+    _add_search_parser(sub, t)
     return parser
 
 
@@ -586,13 +589,22 @@ def cmd_experiment_run(args) -> int:
 
     def report(label, result, cached):
         bar.update(1)
+        if result.get("failed"):
+            bar.write(f"{exp.name}: {label} FAILED: {result['failed']}", file=sys.stdout)
+            return
         how = "cached" if cached else f"{result.get('wall_seconds', 0):.1f} s"
         bar.write(f"{exp.name}: {label} ({how})", file=sys.stdout)
 
+    cluster = _open_cluster(args)   # --jobs / --scheduler; None: one run after the other here
     print(f"Experiment {exp.name} (chapter {exp.chapter}): {exp.description}; {len(jobs)} runs"
-          + (" (quick)" if args.quick else ""), flush=True)
-    res = experiments.run_experiment(exp, args.out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
-                                     only=args.only, on_result=report)
+          + (" (quick)" if args.quick else "") + (f"; on {cluster.describe()}" if cluster else ""), flush=True)
+    try:
+        res = experiments.run_experiment(exp, args.out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
+                                         only=args.only, on_result=report,
+                                         executor=cluster.run_jobs if cluster else None)
+    finally:
+        if cluster:
+            cluster.close()
     bar.close()
     for row in res.rows:
         ours = ", ".join(f"{v:.2f}" for v in row.ours)
@@ -601,9 +613,11 @@ def cmd_experiment_run(args) -> int:
               f" -> {'within' if row.within else 'OUTSIDE'} the band")
     for c in res.checks:
         print(f"  [{'ok' if c.passed else 'FAILED'}] {c.claim}: {c.detail}")
-    print(f"{len(res.trained)} run(s) trained, {len(res.cached)} cached, in {res.seconds:.1f} s; "
-          f"results in {res.folder}")
-    return 0 if all(c.passed for c in res.checks) else EXIT_ERROR
+    print(f"{len(res.trained)} run(s) trained, {len(res.cached)} cached"
+          + (f", {len(res.failed)} FAILED" if res.failed else "") + f", in {res.seconds:.1f} s; results in {res.folder}")
+    for label, why in res.failed.items():
+        print(f"  failed: {label}: {why} (it runs again next time)")
+    return 0 if all(c.passed for c in res.checks) and not res.failed else EXIT_ERROR
 
 
 def cmd_experiment_report(args) -> int:
@@ -827,6 +841,218 @@ def _compile_notice():
     from .kernels import on_compile
 
     return on_compile(lambda: print("compiling kernels (first run only)...", file=sys.stderr, flush=True))
+
+
+# -- parallel runs and nndl search ------------------------------------------------------------
+def _add_cluster_options(p) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=_positive_int, metavar="N",
+                       help="run N trainings at a time in local worker processes, one BLAS thread each "
+                            f'(needs {_EXTRA})')
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the trainings on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                            "tcp://10.0.0.1:8786 (started with `dask scheduler` and `dask worker ADDRESS`; each "
+                            f"worker reads MNIST from its own NNDL_DATA or cache; needs {_EXTRA})")
+
+
+_EXTRA = 'pip install "nndl[cluster]"'
+
+
+def _open_cluster(args):
+    """A connected :class:`nndl.parallel.cluster.Cluster` for ``--jobs N``
+    (N > 1) or ``--scheduler``, its workers checked; None to run here."""
+    if args.scheduler is None and (args.jobs is None or args.jobs == 1):
+        return None
+    from .parallel import connect
+
+    cluster = connect(jobs=None if args.scheduler else args.jobs, scheduler=args.scheduler)
+    try:
+        cluster.check_workers(args.data_dir)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def _copy_run_options(train, target) -> None:
+    """Give ``target`` the options of ``nndl train`` that make a RunConfig
+    (and --data-dir, --config-from), grouped as there."""
+    import copy
+    from dataclasses import fields
+
+    from .config import RunConfig
+
+    wanted = {f.name for f in fields(RunConfig)} | {"data_dir", "config_from"}
+    for group in train._action_groups:   # argparse's own `parents=` copies them this way
+        actions = [a for a in group._group_actions if a.dest in wanted]
+        if actions:
+            copied = target.add_argument_group(group.title if group.title not in ("options", "optional arguments")
+                                               else "run")
+            for action in actions:
+                copied._add_action(copy.copy(action))
+
+
+def _add_search_parser(sub, train) -> None:
+    from .parallel.search import SYNTAX
+
+    s = sub.add_parser(
+        "search", help="search hyper-parameters with Optuna, maximising the validation accuracy",
+        description="Search hyper-parameters with Optuna: the nndl train options fix the rest of the run, "
+                    "--param says what varies. Each trial trains on the training data and is scored by its "
+                    "validation accuracy after the last epoch (the test data are never used to choose); "
+                    "unpromising trials are pruned from their per-epoch validation accuracy. The study is "
+                    "stored (--storage), so running the same command again resumes it. At the end: the best "
+                    "configuration as an nndl train command, its test accuracy retrained once, and figures.")
+    _copy_run_options(train, s)
+    g = s.add_argument_group("search")
+    g.add_argument("--param", action="append", default=[], metavar="NAME=SPEC", help=f"a value to search: {SYNTAX}")
+    g.add_argument("--space", type=Path, metavar="FILE", help="more --param specs, one per line (# comments)")
+    g.add_argument("--trials", type=_positive_int, metavar="N",
+                   help="stop when the study holds N finished trials (a resumed search runs the rest)")
+    g.add_argument("--timeout", type=_float, metavar="SECONDS", help="start no trial after SECONDS")
+    g.add_argument("--out", type=Path, default=Path("runs/search"), metavar="DIR",
+                   help="where the study (by default), best.json and the figures go (default: runs/search)")
+    g.add_argument("--storage", metavar="FILE|URL",
+                   help="Optuna storage: a journal file, or an RDB URL such as sqlite:///study.db or "
+                        "postgresql://user@host/db that several machines can share (default: DIR/study.journal)")
+    g.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: one per options)")
+    g.add_argument("--sampler-seed", type=_int, default=0, metavar="N", help="seed of the TPE sampler (default: 0)")
+    g.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial to its last epoch")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_cluster_options(g)
+    s.set_defaults(func=cmd_search)
+
+
+def config_to_argv(config) -> list[str]:
+    """The ``nndl train`` options that make ``config``: those that differ
+    from ``RunConfig()``, floats written exactly."""
+    from dataclasses import fields
+
+    from .config import RunConfig
+
+    default = RunConfig()
+    argv: list[str] = []
+    for f in fields(RunConfig):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
+        if value is None or value == getattr(default, f.name):
+            continue
+        if f.name == "fast":
+            argv.append("--no-fast")
+        elif isinstance(value, bool):
+            argv.append(flag)
+        elif f.name == "monitor":
+            argv += [flag] + ([s if m == ("accuracy",) else f"{s}:{','.join(m)}" for s, m in value] or ["none"])
+        elif f.name == "sizes":
+            argv += [flag] + [str(n) for n in value]
+        elif f.name == "record_gradients" and value == 0:
+            argv.append(flag)
+        else:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return argv
+
+
+def cmd_search(args) -> int:
+    import json
+    import logging
+    import re
+    import shlex
+
+    from tqdm import tqdm
+
+    from .experiments import check_out_dir, execute
+    from .fileio import atomic_write_text
+    from .parallel import require, search as S
+
+    # everything that can be checked is checked before any training
+    require("nndl search", "optuna")
+    run_args = argparse.Namespace(**{k: v for k, v in vars(args).items()
+                                     if k not in ("param", "space", "trials", "timeout", "out", "storage", "study",
+                                                  "sampler_seed", "prune", "progress", "jobs", "scheduler")})
+    base = config_from_args(run_args)
+    space = S.Space.parse(list(args.param) + (S.read_space_file(args.space) if args.space else []))
+    space.check(S.trial_base(base))
+    if args.trials is None and args.timeout is None:
+        raise ConfigError("give a trial budget (--trials N), a time budget (--timeout SECONDS), or both")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    storage_spec = S.parse_storage(args.storage, args.out)
+    check_out_dir(args.out)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    study = S.open_study(S.open_storage(storage_spec), args.study, base, space, seed=args.sampler_seed,
+                         prune=args.prune)
+    cluster = _open_cluster(args)
+    try:
+        data = None if cluster else _load_data(args.data_dir, args.progress)
+        had = len(S.finished_trials(study))
+        where = cluster.describe() if cluster else "this process, one trial at a time"
+        fixed = S.trial_base(base).describe()
+        for name, label in (("eta", "eta"), ("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
+            if any(p.name == name for p in space.params):   # the base's value is not what trials use
+                fixed = re.sub(rf", {label} [^,;]+", "", fixed)
+        print(f"Searching {', '.join(p.spec for p in space.params)} for {fixed}; "
+              f"maximising the validation accuracy after the last epoch; on {where}", flush=True)
+        print(f"Study {study.study_name} in {storage_spec[1]}"
+              + (f": resuming, {had} finished trial(s) already" if had else ""), flush=True)
+        left = max(args.trials - had, 0) if args.trials else None
+        bar = tqdm(total=left, desc="search", unit="trial", file=sys.stderr, leave=False,
+                   disable=None if args.progress else True)
+
+        def on_trial(o) -> None:
+            bar.update(1)
+            params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in o.params.items())
+            if o.state == "complete":
+                what = f"validation accuracy {o.value:.2%} ({o.epochs} epochs, {o.wall_seconds:.1f} s)"
+            elif o.state == "pruned":
+                what = f"pruned after {o.epochs} epoch(s) at {o.value:.2%}"
+            else:
+                what = f"{o.state.upper()}: {o.reason}"
+            bar.write(f"trial {o.number}: {params} -> {what}", file=sys.stdout)
+
+        try:
+            summary = S.search(study, base, space, trials=args.trials, timeout=args.timeout, cluster=cluster,
+                               data=data, data_dir=args.data_dir, on_trial=on_trial)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"\nInterrupted: {len(S.finished_trials(study))} finished trial(s) are kept in {storage_spec[1]}; "
+                  "run the same command again to resume.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        bar.close()
+        total = len(S.finished_trials(study))
+        print(f"{len(summary.outcomes)} trial(s) in {summary.seconds:.1f} s: {summary.count('complete')} complete, "
+              f"{summary.count('pruned')} pruned, {summary.count('failed')} FAILED; the study holds {total}")
+        for o in summary.failed:
+            print(f"  failed: trial {o.number}: {o.reason}")
+
+        config = S.best_config(study, base, space)   # NNDLError if no trial completed
+        best = study.best_trial
+        command = shlex.join(["nndl", "train"] + config_to_argv(config))
+        print(f"Best: trial {best.number}, validation accuracy {best.value:.2%} with "
+              + ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
+        print(f"  {command}")
+        if cluster:
+            (_, result), = cluster.run_jobs({"best": config}, data_dir=args.data_dir)
+        else:
+            try:
+                result = execute(config, data=data)
+            except (NNDLError, FloatingPointError) as e:
+                result = {"failed": f"{type(e).__name__}: {e}"}
+        if result.get("failed"):
+            print(f"Retraining it failed: {result['failed']}")
+            test = None
+        else:
+            h = result["history"]
+            test, val = h["test_accuracy"][-1], h["validation_accuracy"][-1]
+            print(f"Retrained once: test accuracy {test:.2%} (validation accuracy {val:.2%})")
+        atomic_write_text(args.out / "best.json", json.dumps(
+            {"study": study.study_name, "trial": best.number, "validation_accuracy": best.value,
+             "test_accuracy": test, "params": best.params, "config": config.to_dict(), "command": command},
+            indent=1) + "\n")
+        figures = S.write_study_figures(study, args.out)
+        print(f"Best configuration in {args.out / 'best.json'}; figures: {', '.join(str(p) for p in figures)}")
+    finally:
+        if cluster:
+            cluster.close()
+    return 0
 
 
 # -- entry point -------------------------------------------------------------------

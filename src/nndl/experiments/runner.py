@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from ..errors import ConfigError, HistoryError, NNDLError
 from ..fileio import atomic_write_text
-from .base import Experiment, Job, Results, execute, job_key
+from .base import Experiment, Job, Results, execute, job_key, job_to_dict
 
 #: results.json format
 FORMAT = "nndl-experiment"
@@ -96,7 +96,11 @@ def execute_serially(jobs: Mapping[str, Job], *, data_dir=None, keep_predictions
 
     data = load_mnist(data_dir, progress=False) if jobs else None
     for label, job in jobs.items():
-        yield label, execute(job, data=data, keep_predictions=keep_predictions)
+        try:
+            result = execute(job, data=data, keep_predictions=keep_predictions)
+        except (NNDLError, FloatingPointError) as e:   # e.g. a diverged run: it costs only itself
+            result = {"job": job_to_dict(job), "key": job_key(job), "failed": f"{type(e).__name__}: {e}"}
+        yield label, result
 
 
 @dataclass
@@ -106,6 +110,7 @@ class ExperimentResult:
     results: Results
     trained: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)   # label -> why (not cached: runs again next time)
     rows: list = field(default_factory=list)
     checks: list = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
@@ -130,7 +135,9 @@ def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: i
             others are used if cached, else left out of figures and tables).
         executor: ``executor(jobs, data_dir=..., keep_predictions=...)`` yielding
             ``(label, result)`` as jobs finish (default: one after the other here;
-            :mod:`nndl.parallel` offers processes and Dask).
+            :mod:`nndl.parallel` offers processes and Dask). A result with a
+            ``"failed"`` reason is recorded in ``ExperimentResult.failed`` and
+            not written as a finished run.
         on_result: called as ``on_result(label, result, cached)`` for every job.
     """
     t0 = time.perf_counter()
@@ -156,16 +163,21 @@ def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: i
                 on_result(label, found, True)
         elif only is None or any(label.startswith(o) for o in only):
             missing[label] = job
-    trained = []
+    trained, failed = [], {}
     run_all = executor or execute_serially
     for label, result in run_all(missing, data_dir=data_dir, keep_predictions=experiment.keep_predictions):
+        if result.get("failed"):
+            failed[label] = result["failed"]
+            if on_result:
+                on_result(label, result, False)
+            continue
         atomic_write_text(run_file(out, experiment.name, label, keys[label]), json.dumps(result) + "\n")
         results[label] = result
         trained.append(label)
         if on_result:
             on_result(label, result, False)
     ordered = Results({label: results[label] for label in jobs if label in results})
-    res = ExperimentResult(experiment, out, ordered, trained, cached)
+    res = ExperimentResult(experiment, out, ordered, trained, cached, failed)
     complete = len(ordered.raw) == len(jobs)
     figures = experiment.figures(ordered) if complete else _partial(experiment.figures, ordered)
     from ..plots import save_figure
@@ -181,6 +193,7 @@ def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: i
                                                           .relative_to(folder)) if label in results else None,
                          "wall_seconds": results[label].get("wall_seconds") if label in results else None}
                  for label in jobs},
+        "failed": failed,
         "book": [row.to_dict() for row in res.rows],
         "checks": [c.to_dict() for c in res.checks],
         "figures": [p.name for p in res.figures],
