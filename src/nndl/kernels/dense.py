@@ -26,6 +26,11 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps nndl usable without it
     numba = None
 
+#: LLVM's fast-math flags, without reassociation: with "reassoc" a kernel compiled
+#: afresh and the same kernel loaded from numba's cache summed in different orders,
+#: so a seeded run's numbers depended on whether the cache was warm.
+FASTMATH = {"nnan", "ninf", "nsz", "arcp", "afn"}
+
 # activation codes
 SIGMOID, TANH, RELU, LINEAR, SOFTMAX = 0, 1, 2, 3, 4
 ACT_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "linear": LINEAR, "softmax": SOFTMAX}
@@ -89,7 +94,7 @@ if AVAILABLE:
                 q += v != 0
         return indptr, indices[:nnz], values[:nnz]
 
-    @compiled(inline="always", fastmath=True, error_model="numpy")
+    @compiled(inline="always", fastmath=FASTMATH, error_model="numpy")
     def _act(code, z):
         if code == SIGMOID:
             if z >= 0:
@@ -102,7 +107,7 @@ if AVAILABLE:
             return z if z > 0 else z * 0
         return z
 
-    @compiled(inline="always", fastmath=True, error_model="numpy")
+    @compiled(inline="always", fastmath=FASTMATH, error_model="numpy")
     def _act_prime(code, z, a):
         if code == SIGMOID:
             return a * (1 - a)
@@ -112,7 +117,7 @@ if AVAILABLE:
             return a * 0 + 1 if z > 0 else a * 0
         return a * 0 + 1
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _activate(code, z, a, rows):
         if code == SOFTMAX:
             for i in range(rows):
@@ -130,7 +135,7 @@ if AVAILABLE:
                 for j in range(z.shape[1]):
                     a[i, j] = _act(code, z[i, j])
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _decay(wT, vT, eta, mu, l2, l1, n):
         """The dense part of a weight step: momentum decay and the weight penalties.
 
@@ -151,7 +156,7 @@ if AVAILABLE:
                     w = wT[k, j]
                     vT[k, j] = mu * vT[k, j] - c2 * w - c1 * np.sign(w)
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _forward_sparse(indptr, indices, values, order, s, rows, w0, b0, z):
         # z_i = b + sum over the non-zero inputs x_ip of x_ip * wT[p, :]
         for i in range(rows):
@@ -164,7 +169,7 @@ if AVAILABLE:
                 for j in range(zi.shape[0]):
                     zi[j] += v * row[j]
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _forward_dense(a_prev, wT, b, z, rows):
         # z = a_prev w^T + b, with wT = w^T of shape (n_in, n_out)
         for i in range(rows):
@@ -176,7 +181,7 @@ if AVAILABLE:
                 for j in range(zi.shape[0]):
                     zi[j] += ak * row[j]
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _back_delta(d, wT, zp, ap, code, dp, rows):
         # BP2: delta^{l-1} = (w^l)^T delta^l * sigma'(z^{l-1})
         for i in range(rows):
@@ -188,7 +193,7 @@ if AVAILABLE:
                     acc += di[j] * row[j]
                 dp[i, k] = acc * _act_prime(code, zp[i, k], ap[i, k])
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _outer_step(ap, d, target, c, rows):
         # BP4 and the step: target -= c * sum_i a_prev_i^T delta_i
         for i in range(rows):
@@ -199,7 +204,7 @@ if AVAILABLE:
                 for j in range(di.shape[0]):
                     row[j] -= ca * di[j]
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _outer_step_sparse(indptr, indices, values, order, s, rows, d, target, c):
         for i in range(rows):
             r = order[s + i]
@@ -210,13 +215,13 @@ if AVAILABLE:
                 for j in range(di.shape[0]):
                     row[j] -= cv * di[j]
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _add(w, v):
         for k in range(w.shape[0]):
             for j in range(w.shape[1]):
                 w[k, j] += v[k, j]
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _output_delta(a, z, y, order, s, rows, code, delta_code, d):
         for i in range(rows):
             label = y[order[s + i]]
@@ -227,7 +232,7 @@ if AVAILABLE:
                 else:
                     d[i, j] = diff * _act_prime(code, z[i, j], a[i, j])   # (a - y) * sigma'(z)
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def sgd_batches(indptr, indices, values, y, order, start, stop, m,
                     wTs, bs, vwTs, vbs, zs, as_, deltas, acts, delta_code,
                     eta, mu, l2, l1, n):
@@ -271,7 +276,7 @@ if AVAILABLE:
                     _add(wT, vT)
                 _step_bias(bs[l], vbs[l], d, rows, c, mu)
 
-    @compiled(fastmath=True, error_model="numpy")
+    @compiled(fastmath=FASTMATH, error_model="numpy")
     def _step_bias(b, vb, d, rows, c, mu):
         # BP3 and the step: b -= (eta/m) sum_i delta_i (momentum: through v)
         if mu != 0:
