@@ -51,7 +51,7 @@ def _gradient_rows(r: Results) -> list[BookRow]:
         for layer, value in enumerate(book):
             rows.append(BookRow(f"{depth} hidden layers: ||dC/db|| of hidden layer {layer + 1} at initialisation",
                                 value, [float(v) for v in ours[:, layer]], unit="", rel=2.5,
-                                note="random initial weights: agreement within a factor 2.5 is expected"))
+                                note="the book's figures come from one random network, ours from three others; the band allows a factor 2.5 either way"))
     return rows
 
 

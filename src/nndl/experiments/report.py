@@ -55,6 +55,8 @@ def write_report(out) -> Path:
     for s in summaries:
         for row in s["book"]:
             mark = "yes" if row["within"] else ("not run" if not row["ours"] else "**no**")
+            if not row["within"] and row["ours"] and row.get("note"):
+                mark += f": {row['note']}"
             lines.append(f"| {s['name']} | {row['quantity']} | {_fmt(row['book'], row['unit'])} | {_ours(row)} "
                          f"| {mark} |")
     lines.append("")
