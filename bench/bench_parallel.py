@@ -54,18 +54,11 @@ from nndl.config import RunConfig  # noqa: E402
 from nndl.data import load_mnist  # noqa: E402
 from nndl.experiments.runner import execute_serially  # noqa: E402
 from nndl.parallel import connect  # noqa: E402
+from nndl.experiments.base import without_times  # noqa: E402
 
 EXPERIMENTS = ("multiple-eta", "weight-initialization")
 
 
-def without_times(result: dict) -> dict:
-    result = json.loads(json.dumps(result))
-    result.pop("wall_seconds", None)
-    history = result.get("history", {})
-    history.pop("epoch_seconds", None)
-    for key in ("started", "wall_seconds"):
-        history.get("run", {}).pop(key, None)
-    return result
 
 
 def timed(executor, jobs: dict, data_dir) -> tuple[float, dict]:

@@ -104,3 +104,16 @@ def oracle_setup(case, sizes=(12, 7, 5, 4), n=40, seed=11):
     ref = reference_for(net, lmbda=case.get("lmbda", 0.0), l1=case.get("l1", 0.0),
                         momentum=case.get("momentum", 0.0))
     return net, opt, ref, x, y
+
+
+def peak_mb(fn) -> float:
+    """Peak traced allocation (Python and NumPy) while ``fn()`` runs, in MB."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 2**20

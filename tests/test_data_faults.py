@@ -8,7 +8,6 @@ import gzip
 import socket
 import threading
 import time
-import tracemalloc
 import urllib.error
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import nndl.data.mnist as mnist_mod
 from nndl import cli
 from nndl.data import fetch, load_mnist, read_idx
 from nndl.errors import DataError
+from helpers import peak_mb
 
 NAMES = list(dl.MNIST_FILES)
 
@@ -155,14 +155,6 @@ def test_the_progress_bar_is_shown_before_connecting(tmp_path, capsys, monkeypat
 
 # -- hostile IDX files --------------------------------------------------------------------
 
-def _peak_mb(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak / 2**20
 
 
 def test_a_gzip_bomb_idx_file_is_refused_in_bounded_memory(tmp_path):
@@ -178,7 +170,7 @@ def test_a_gzip_bomb_idx_file_is_refused_in_bounded_memory(tmp_path):
     def read():
         with pytest.raises(DataError, match=r"104857600 trailing bytes: header says 10 labels"):
             read_idx(path)
-    assert _peak_mb(read) < 20
+    assert peak_mb(read) < 20
 
 
 def test_an_idx_header_declaring_more_than_memory(tmp_path):

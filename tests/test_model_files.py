@@ -8,7 +8,6 @@ import io
 import json
 import os
 import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import nndl
 from nndl import Network, cli
 from nndl.errors import ModelFileError
+from helpers import peak_mb
 
 MB = 1 << 20
 
@@ -140,15 +140,6 @@ def _refused(path, match):
         nndl.load(path)
 
 
-def _peak_mb(fn):
-    """Peak traced allocation (Python and NumPy) while ``fn()`` runs, in MB."""
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak / MB
 
 
 def test_an_array_header_declaring_a_huge_shape(tmp_path, good):
@@ -180,7 +171,7 @@ def test_a_small_file_that_would_inflate_to_hundreds_of_mb(tmp_path, good):
                 f.write(zeros)
     assert path.stat().st_size < 1 * MB
     t0 = time.perf_counter()
-    peak = _peak_mb(lambda: _refused(path, r"layer 0 parameter 'w': expected shape \(5, 6\), got \(26214400,\)"))
+    peak = peak_mb(lambda: _refused(path, r"layer 0 parameter 'w': expected shape \(5, 6\), got \(26214400,\)"))
     assert time.perf_counter() - t0 < 2.0                      # inflating 200 MB alone takes longer
     assert peak < 10
 
@@ -195,7 +186,7 @@ def test_a_535_byte_npz_claiming_a_huge_layer_builds_nothing(tmp_path, good):
     path = tmp_path / "model.npz"
     np.savez(path, **{"config.json": np.frombuffer(json.dumps(config).encode(), np.uint8)})
     assert path.stat().st_size < 700
-    assert _peak_mb(lambda: _refused(path, r"layer 0 parameters \['w', 'b'\] are missing")) < 5
+    assert peak_mb(lambda: _refused(path, r"layer 0 parameters \['w', 'b'\] are missing")) < 5
 
 
 def test_a_description_beyond_memory_is_refused_with_the_figures(tmp_path, good, monkeypatch):

@@ -21,7 +21,7 @@ pytest.importorskip("distributed")
 from nndl import cli, experiments  # noqa: E402
 from nndl.config import RunConfig  # noqa: E402
 from nndl.errors import DataError  # noqa: E402
-from nndl.experiments.base import Experiment  # noqa: E402
+from nndl.experiments.base import Experiment, without_times  # noqa: E402
 from nndl.parallel import connect, worker  # noqa: E402
 
 from dask_cluster import DaskCluster, free_port  # noqa: E402
@@ -29,18 +29,7 @@ from helpers import MNIST_DIR, needs_mnist  # noqa: E402
 
 pytestmark = [pytest.mark.mnist, needs_mnist]
 
-#: what may differ between two runs of one configuration: clocks
-TIMES = ("epoch_seconds", "started", "wall_seconds")
 
-
-def without_times(result: dict) -> dict:
-    result = json.loads(json.dumps(result))
-    result.pop("wall_seconds", None)
-    history = result.get("history", {})
-    history.pop("epoch_seconds", None)
-    for key in ("started", "wall_seconds"):
-        history.get("run", {}).pop(key, None)
-    return result
 
 
 def run_files(folder) -> dict:

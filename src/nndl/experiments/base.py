@@ -116,6 +116,18 @@ def execute(job: Job, *, data=None, data_dir=None, keep_predictions: bool = Fals
     return out
 
 
+def without_times(result: dict) -> dict:
+    """A copy of an :func:`execute` result without its clock readings (wall and
+    epoch times, start time): what two runs of one job must agree on."""
+    result = json.loads(json.dumps(result))
+    result.pop("wall_seconds", None)
+    history = result.get("history", {})
+    history.pop("epoch_seconds", None)
+    for key in ("started", "wall_seconds"):
+        history.get("run", {}).pop(key, None)
+    return result
+
+
 def _baseline(job: Baseline, data) -> dict:
     train = data.training if job.train_size is None else data.training[:job.train_size]
     sets = {"validation": data.validation, "test": data.test}
