@@ -132,6 +132,19 @@ def test_a_value_that_overflows_the_networks_dtype_is_refused():
         _net().accuracy(_with(1e300, (0, 1)), Y)
 
 
+
+def test_finite_values_whose_sum_overflows_are_accepted_and_a_late_nan_is_found():
+    # the check sums each chunk first: a sum that overflows must not be taken for a bad value
+    from nndl.checks import check_finite
+
+    x = np.full((20_000, 3), 3e38, dtype=np.float32)
+    with np.errstate(all="raise"):
+        check_finite(x, "x")
+        x[19_999, 2] = -np.inf
+        x[12_345, 1] = np.nan   # the first bad one, in the second chunk
+        with pytest.raises(DataError, match=r"x holds non-finite values \(nan at index \(12345, 1\)\)"):
+            check_finite(x, "x")
+
 @pytest.mark.parametrize("method", ["accuracy", "total_cost", "predict", "feedforward"])
 def test_evaluation_data_with_nan_is_refused(method):
     net = _net()

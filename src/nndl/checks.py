@@ -28,7 +28,12 @@ def check_finite(a: np.ndarray, name: str) -> None:
         return
     flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(-1, 1)
     for start in range(0, len(flat), _CHUNK_ROWS):
-        bad = ~np.isfinite(flat[start:start + _CHUNK_ROWS])
+        chunk = flat[start:start + _CHUNK_ROWS]
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = chunk.sum()
+        if np.isfinite(total):   # a NaN or infinity in a sum makes it non-finite: all fine (half
+            continue             # the time of isfinite); a sum that overflowed is checked entry by entry
+        bad = ~np.isfinite(chunk)
         if bad.any():
             row, col = np.argwhere(bad)[0]
             index = np.unravel_index(col, a.shape[1:]) if a.ndim > 1 else ()
