@@ -15,7 +15,9 @@ Measurements, in one run, on the same machine:
    worker processes, one thread and one BLAS thread each), as ``nndl
    experiment run NAME --jobs N`` does. Each experiment is timed on its own
    (3 runs on 2 workers can be at most 1.5x faster) and both together as
-   one batch of 7 runs (what ``--jobs`` is for: many runs). The cluster is
+   one batch of 7 runs, the longest first, as ``nndl experiment run
+   multiple-eta weight-initialization --jobs N`` sends them (what ``--jobs``
+   is for: many runs). The cluster is
    started before the clock starts; its start-up (worker processes, and
    each worker's first MNIST load) is printed apart. The parallel results
    are checked equal to the serial ones (apart from wall times).
@@ -52,13 +54,11 @@ except ImportError:  # run from a checkout without PYTHONPATH=src
 from nndl import experiments  # noqa: E402
 from nndl.config import RunConfig  # noqa: E402
 from nndl.data import load_mnist  # noqa: E402
-from nndl.experiments.runner import execute_serially  # noqa: E402
-from nndl.parallel import connect  # noqa: E402
 from nndl.experiments.base import without_times  # noqa: E402
+from nndl.experiments.runner import execute_serially, longest_first  # noqa: E402
+from nndl.parallel import connect  # noqa: E402
 
 EXPERIMENTS = ("multiple-eta", "weight-initialization")
-
-
 
 
 def timed(executor, jobs: dict, data_dir) -> tuple[float, dict]:
@@ -142,7 +142,8 @@ def main(argv=None) -> int:
             print(f"   --jobs {args.jobs}: {cluster.describe()} started and warm (each loaded MNIST) in {start:.1f} s")
             rows = []
             batches = [(name, experiments.get(name).jobs()) for name in EXPERIMENTS]
-            union = {f"{name}:{label}": job for name, jobs in batches for label, job in jobs.items()}
+            # as `nndl experiment run multiple-eta weight-initialization --jobs N` sends them
+            union = longest_first({f"{name}/{label}": job for name, jobs in batches for label, job in jobs.items()})
             batches.append(("both, as one batch", union))
             for name, jobs in batches:
                 serial_s, serial = timed(serial_executor(data), jobs, data_dir)

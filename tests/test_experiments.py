@@ -59,6 +59,45 @@ def test_runs_are_cached_by_configuration(tmp_path):
         "hidden=100/init=large/seed=0"]
 
 
+
+def test_several_experiments_run_as_one_batch_biggest_first(tmp_path):
+    import dataclasses
+
+    eta, init = experiments.get("multiple-eta"), experiments.get("weight-initialization")
+    twin = dataclasses.replace(eta, name="multiple-eta-twin")   # the same configurations as multiple-eta
+    batches = []
+
+    def executor(jobs, **kwargs):
+        batches.append(dict(jobs))
+        yield from experiments.runner.execute_serially(jobs, **kwargs)
+
+    seen = []
+    results = experiments.run_experiments([eta, init, twin], tmp_path, quick=True, data_dir=MNIST_DIR,
+                                          executor=executor, on_result=lambda *a: seen.append(a[0]))
+    # one batch; a configuration two experiments share runs once, the biggest first
+    assert len(batches) == 1
+    labels = list(batches[0])
+    assert len(labels) == len(eta.jobs(quick=True)) + len(init.jobs(quick=True))
+    assert not any(label.startswith("multiple-eta-twin/") for label in labels)
+    work = [experiments.base.job_work(job) for job in batches[0].values()]
+    assert work == sorted(work, reverse=True) and work[0] > work[-1]
+    # every experiment gets all its runs, as if run alone
+    assert [r.experiment.name for r in results] == ["multiple-eta", "weight-initialization", "multiple-eta-twin"]
+    alone = experiments.run_experiment(init, tmp_path / "alone", quick=True, data_dir=MNIST_DIR)
+    for res in results:
+        assert res.checks and all(c.passed for c in res.checks)
+        assert len(res.trained) == len(res.experiment.jobs(quick=True))
+    same = experiments.base.without_times
+    assert {k: same(v) for k, v in results[1].results.raw.items()} == {k: same(v) for k, v in alone.results.raw.items()}
+    assert results[2].results.raw == results[0].results.raw
+    assert sorted(seen) == sorted(f"{r.experiment.name}/{label}" for r in results for label in r.trained)
+    # the next time, everything is cached
+    again = experiments.run_experiments([eta, twin], tmp_path, quick=True, data_dir=MNIST_DIR, executor=executor)
+    assert len(batches) == 2 and batches[1] == {} and all(not r.trained and r.cached for r in again)
+    with pytest.raises(ConfigError, match="--only"):
+        experiments.run_experiments([eta, init], tmp_path, quick=True, only=["eta"])
+
+
 def test_report_holds_every_figure_and_book_row(out):
     for name in ("overfitting", "vanishing-gradient"):
         experiments.run_experiment(experiments.get(name), out, quick=True, data_dir=MNIST_DIR)
@@ -108,6 +147,16 @@ def test_experiment_cli_run_and_report(tmp_path, capsys):
     assert code == 0 and "0 run(s) trained, 1 cached" in out
     code, out, _ = run_cli(capsys, "experiment", "report", "--out", tmp_path)
     assert code == 0 and (tmp_path / "report.md").is_file()
+    # two experiments in one command: one batch, each summarised; the cached run is not run again
+    code, out, err = run_cli(capsys, "experiment", "run", "gradient-magnitudes", "vanishing-gradient", "--quick",
+                             "--out", tmp_path, "--data-dir", MNIST_DIR, "--no-progress")
+    assert code == 0, err
+    assert out.startswith("Experiments gradient-magnitudes, vanishing-gradient: ")
+    assert "gradient-magnitudes:\n" in out and "vanishing-gradient:\n" in out
+    assert "  0 run(s) trained, 1 cached" in out
+    n = len(experiments.get("vanishing-gradient").jobs(quick=True))
+    assert f"  {n} run(s) trained, 0 cached" in out
+    assert (tmp_path / "vanishing-gradient" / "results.json").is_file()
 
 
 def test_experiment_bad_input(tmp_path, capsys, monkeypatch):
@@ -126,6 +175,11 @@ def test_experiment_bad_input(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "experiment", "run", "ch6-ladder", "--quick", "--out", tmp_path / "o",
                            "--only", "nothing")
     one_line_error(code, err, "--only nothing", "fc/seed=0")
+    code, _, err = run_cli(capsys, "experiment", "run", "overfitting", "ch6-ladder", "--quick", "--out",
+                           tmp_path / "o", "--only", "fc")
+    one_line_error(code, err, "--only selects runs of one experiment")
+    code, _, err = run_cli(capsys, "experiment", "run", "overfitting", "overfit", "--quick", "--out", tmp_path / "o")
+    one_line_error(code, err, "unknown experiment 'overfit'")
     code, _, err = run_cli(capsys, "experiment", "report", "--out", tmp_path / "empty")
     one_line_error(code, err, "not a folder of experiment results")
 

@@ -175,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     xsub = x.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     xl = xsub.add_parser("list", help="every experiment, with its chapter and what it shows")
     xl.set_defaults(func=cmd_experiment_list)
-    xr = xsub.add_parser("run", help="run an experiment (finished runs are cached in --out)")
-    xr.add_argument("name", help="an experiment name (see nndl experiment list)")
+    xr = xsub.add_parser("run", help="run experiments (finished runs are cached in --out)")
+    xr.add_argument("names", nargs="+", metavar="name",
+                    help="experiment names (see nndl experiment list), or all; the runs of several "
+                         "experiments go to --jobs/--scheduler workers as one batch")
     xr.add_argument("--quick", action="store_true", help="small data and few epochs: seconds, as CI runs it")
     xr.add_argument("--seeds", type=_positive_int, metavar="K", help="seeds per configuration (default: the experiment's)")
     xr.add_argument("--out", type=Path, default=Path("runs/experiments"), metavar="DIR",
@@ -581,43 +583,57 @@ def cmd_experiment_run(args) -> int:
 
     from . import experiments
 
-    exp = experiments.get(args.name)
+    names = experiments.names() if args.names == ["all"] else list(dict.fromkeys(args.names))
+    exps = [experiments.get(name) for name in names]
+    if args.only and len(exps) > 1:
+        raise ConfigError("--only selects runs of one experiment; name a single experiment with it")
     experiments.check_out_dir(args.out)   # before any training
-    jobs = exp.jobs(args.quick, args.seeds)
-    bar = tqdm(total=len(jobs), desc=exp.name, unit="run", file=sys.stderr,
-               disable=None if args.progress else True, leave=False)
+    total = sum(len(exp.jobs(args.quick, args.seeds)) for exp in exps)
+    bar = tqdm(total=total, desc=names[0] if len(exps) == 1 else f"{len(exps)} experiments", unit="run",
+               file=sys.stderr, disable=None if args.progress else True, leave=False)
+    prefix = f"{names[0]}: " if len(exps) == 1 else ""
 
     def report(label, result, cached):
         bar.update(1)
         if result.get("failed"):
-            bar.write(f"{exp.name}: {label} FAILED: {result['failed']}", file=sys.stdout)
+            bar.write(f"{prefix}{label} FAILED: {result['failed']}", file=sys.stdout)
             return
         how = "cached" if cached else f"{result.get('wall_seconds', 0):.1f} s"
-        bar.write(f"{exp.name}: {label} ({how})", file=sys.stdout)
+        bar.write(f"{prefix}{label} ({how})", file=sys.stdout)
 
     cluster = _open_cluster(args)   # --jobs / --scheduler; None: one run after the other here
-    print(f"Experiment {exp.name} (chapter {exp.chapter}): {exp.description}; {len(jobs)} runs"
-          + (" (quick)" if args.quick else "") + (f"; on {cluster.describe()}" if cluster else ""), flush=True)
+    where = (" (quick)" if args.quick else "") + (f"; on {cluster.describe()}" if cluster else "")
+    if len(exps) == 1:
+        print(f"Experiment {exps[0].name} (chapter {exps[0].chapter}): {exps[0].description}; {total} runs{where}",
+              flush=True)
+    else:
+        print(f"Experiments {', '.join(names)}: {total} runs{where}", flush=True)
     try:
-        res = experiments.run_experiment(exp, args.out, quick=args.quick, seeds=args.seeds, data_dir=args.data_dir,
-                                         only=args.only, on_result=report,
-                                         executor=cluster.run_jobs if cluster else None)
+        results = experiments.run_experiments(exps, args.out, quick=args.quick, seeds=args.seeds,
+                                              data_dir=args.data_dir, only=args.only, on_result=report,
+                                              executor=cluster.run_jobs if cluster else None)
     finally:
         if cluster:
             cluster.close()
     bar.close()
-    for row in res.rows:
-        ours = ", ".join(f"{v:.2f}" for v in row.ours)
-        unit = "%" if row.unit == "%" else ""
-        print(f"  {row.quantity}: book {row.book:g}{unit}, nndl {ours}{unit}"
-              f" -> {'within' if row.within else 'OUTSIDE'} the band")
-    for c in res.checks:
-        print(f"  [{'ok' if c.passed else 'FAILED'}] {c.claim}: {c.detail}")
-    print(f"{len(res.trained)} run(s) trained, {len(res.cached)} cached"
-          + (f", {len(res.failed)} FAILED" if res.failed else "") + f", in {res.seconds:.1f} s; results in {res.folder}")
-    for label, why in res.failed.items():
-        print(f"  failed: {label}: {why} (it runs again next time)")
-    return 0 if all(c.passed for c in res.checks) and not res.failed else EXIT_ERROR
+    ok = True
+    for res in results:
+        if len(results) > 1:
+            print(f"{res.experiment.name}:")
+        for row in res.rows:
+            ours = ", ".join(f"{v:.2f}" for v in row.ours)
+            unit = "%" if row.unit == "%" else ""
+            print(f"  {row.quantity}: book {row.book:g}{unit}, nndl {ours}{unit}"
+                  f" -> {'within' if row.within else 'OUTSIDE'} the band")
+        for c in res.checks:
+            print(f"  [{'ok' if c.passed else 'FAILED'}] {c.claim}: {c.detail}")
+        print(f"{'  ' if len(results) > 1 else ''}{len(res.trained)} run(s) trained, {len(res.cached)} cached"
+              + (f", {len(res.failed)} FAILED" if res.failed else "") + f", in {res.seconds:.1f} s; "
+              f"results in {res.folder}")
+        for label, why in res.failed.items():
+            print(f"  failed: {label}: {why} (it runs again next time)")
+        ok = ok and all(c.passed for c in res.checks) and not res.failed
+    return 0 if ok else EXIT_ERROR
 
 
 def cmd_experiment_report(args) -> int:

@@ -177,6 +177,23 @@ def parameter_count(layers: Sequence[Layer], input_shape) -> int:
     return sum(math.prod(s) for *_, params in _known_shapes(layers, input_shape) for s in params.values())
 
 
+def multiply_adds(layers: Sequence[Layer], input_shape) -> int:
+    """Multiply-adds of one example's forward pass through the layers' weights
+    (a rough measure of a network's cost: the backward pass is about twice it):
+    each weight once per output position, ``k*k*C*F`` per position of a
+    convolution, ``n_in*n_out`` for a dense layer."""
+    total = 0
+    for _layer, in_shape, _out_shape, params in _known_shapes(layers, input_shape):
+        w = params.get("w")
+        if w is None:
+            continue
+        positions = 1
+        if len(w) == 4 and len(in_shape) == 3:   # convolution (F, C, k, k) over (C, H, W)
+            positions = (in_shape[1] - w[2] + 1) * (in_shape[2] - w[3] + 1)
+        total += math.prod(w) * positions
+    return total
+
+
 def network_bytes(layers: Sequence[Layer], input_shape, dtype) -> int:
     """Bytes needed to build the network: parameters and gradient buffers in
     ``dtype``, plus two float64 temporaries of the largest parameter array

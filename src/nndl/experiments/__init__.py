@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from . import chapter1, chapter3, chapter5, chapter6
 from .base import Baseline, BookRow, Check, Experiment, Results, execute, job_from_dict, job_key, job_to_dict
 from .report import write_report
-from .runner import ExperimentResult, check_out_dir, run_experiment
+from .runner import ExperimentResult, check_out_dir, run_experiment, run_experiments
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e for e in chapter1.EXPERIMENTS + chapter3.EXPERIMENTS + chapter5.EXPERIMENTS + chapter6.EXPERIMENTS
@@ -36,5 +36,6 @@ def get(name: str) -> Experiment:
 
 
 __all__ = ["EXPERIMENTS", "names", "get", "Experiment", "Baseline", "BookRow", "Check", "Results", "execute",
-           "job_key", "job_to_dict", "job_from_dict", "run_experiment", "ExperimentResult", "check_out_dir",
+           "job_key", "job_to_dict", "job_from_dict", "run_experiment", "run_experiments", "ExperimentResult",
+           "check_out_dir",
            "write_report"]

@@ -82,6 +82,21 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def job_work(job: Job) -> float:
+    """A rough measure of what ``job`` costs, to start the longest jobs first
+    (so that N workers finish a batch close together): for a training, epochs
+    x training images x multiply-adds per image; an RBF SVM's fit grows with
+    the square of its training images."""
+    from ..config import MNIST_INPUTS
+    from ..memory import multiply_adds
+
+    if isinstance(job, Baseline):
+        n = job.train_size or 50_000
+        return float(n) * n * MNIST_INPUTS if job.kind == "svm" else float(n)
+    n = (job.train_size or 50_000) * (5 if job.expand else 1)
+    return float(job.epochs) * n * max(1, multiply_adds(job.build_layers(), (MNIST_INPUTS,)))
+
+
 def _digits(labels: np.ndarray) -> str:
     return "".join(str(int(v)) for v in labels)
 

@@ -21,11 +21,11 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, HistoryError, NNDLError
 from ..fileio import atomic_write_text
-from .base import Experiment, Job, Results, execute, job_key, job_to_dict
+from .base import Experiment, Job, Results, execute, job_key, job_to_dict, job_work
 
 #: results.json format
 FORMAT = "nndl-experiment"
@@ -121,71 +121,138 @@ class ExperimentResult:
         return self.out / self.experiment.name
 
 
-def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: int | None = None,
-                   data_dir=None, only: Iterable[str] | None = None,
-                   executor: Callable | None = None,
-                   on_result: Callable[[str, dict, bool], None] | None = None) -> ExperimentResult:
-    """Run ``experiment``'s jobs that are not cached under ``out``, then write
-    its figures and ``results.json``.
+@dataclass
+class _Plan:
+    """One experiment's jobs, split into the cached ones and those to run."""
+    experiment: Experiment
+    jobs: dict
+    keys: dict
+    results: dict = field(default_factory=dict)
+    cached: list = field(default_factory=list)
+    missing: dict = field(default_factory=dict)
 
-    Args:
-        quick: the small version (seconds), as CI runs it.
-        seeds: how many seeds (default: the experiment's own).
-        only: run only the jobs whose label starts with one of these (the
-            others are used if cached, else left out of figures and tables).
-        executor: ``executor(jobs, data_dir=..., keep_predictions=...)`` yielding
-            ``(label, result)`` as jobs finish (default: one after the other here;
-            :mod:`nndl.parallel` offers processes and Dask). A result with a
-            ``"failed"`` reason is recorded in ``ExperimentResult.failed`` and
-            not written as a finished run.
-        on_result: called as ``on_result(label, result, cached)`` for every job.
-    """
-    t0 = time.perf_counter()
-    out = check_out_dir(out)
-    folder = out / experiment.name
+
+def _plan(experiment: Experiment, out: Path, quick: bool, seeds: int | None, only: tuple | None,
+          on_result) -> _Plan:
     jobs = experiment.jobs(quick, seeds)
-    only = tuple(only) if only else None
     if only:
         unknown = [o for o in only if not any(label.startswith(o) for label in jobs)]
         if unknown:
             raise ConfigError(f"--only {', '.join(unknown)}: {experiment.name} has no such runs; "
                               f"its runs: {', '.join(jobs)}")
-    results: dict[str, dict] = {}
-    missing: dict[str, Job] = {}
-    keys = {label: job_key(job) for label, job in jobs.items()}
-    cached = []
+    plan = _Plan(experiment, jobs, {label: job_key(job) for label, job in jobs.items()})
     for label, job in jobs.items():
-        found = find_cached(out, experiment.name, label, keys[label])
+        found = find_cached(out, experiment.name, label, plan.keys[label])
         if found is not None:
-            results[label] = found
-            cached.append(label)
+            plan.results[label] = found
+            plan.cached.append(label)
             if on_result:
                 on_result(label, found, True)
         elif only is None or any(label.startswith(o) for o in only):
-            missing[label] = job
-    trained, failed = [], {}
-    run_all = executor or execute_serially
-    for label, result in run_all(missing, data_dir=data_dir, keep_predictions=experiment.keep_predictions):
-        if result.get("failed"):
-            failed[label] = result["failed"]
+            plan.missing[label] = job
+    return plan
+
+
+def longest_first(jobs: Mapping[str, Job]) -> dict[str, Job]:
+    """``jobs`` ordered by :func:`~nndl.experiments.base.job_work`, biggest
+    first: N workers taking jobs in this order finish close together."""
+    return dict(sorted(jobs.items(), key=lambda item: -job_work(item[1])))
+
+
+def run_experiments(experiments: Sequence[Experiment], out, *, quick: bool = False, seeds: int | None = None,
+                    data_dir=None, only: Iterable[str] | None = None, executor: Callable | None = None,
+                    on_result: Callable[[str, dict, bool], None] | None = None) -> list[ExperimentResult]:
+    """Run the jobs of ``experiments`` that are not cached under ``out`` as one
+    batch, then write each experiment's figures and ``results.json``.
+
+    One batch keeps N workers busy until the end: the jobs go to ``executor``
+    together, the biggest first (:func:`~nndl.experiments.base.job_work`), so
+    that the workers finish close together. A job two experiments share (the
+    same configuration) runs once.
+
+    Args:
+        quick: the small versions (seconds), as CI runs them.
+        seeds: how many seeds (default: each experiment's own).
+        only: run only the jobs whose label starts with one of these (the
+            others are used if cached, else left out of figures and tables);
+            one experiment only.
+        executor: ``executor(jobs, data_dir=..., keep_predictions=...)`` yielding
+            ``(label, result)`` as jobs finish (default: one after the other here;
+            :mod:`nndl.parallel` offers processes and Dask). A result with a
+            ``"failed"`` reason is recorded in ``ExperimentResult.failed`` and
+            not written as a finished run.
+        on_result: called as ``on_result(label, result, cached)`` for every job;
+            with several experiments the label is ``NAME/LABEL``.
+    """
+    t0 = time.perf_counter()
+    out = check_out_dir(out)
+    only = tuple(only) if only else None
+    if only and len(experiments) != 1:
+        raise ConfigError("--only selects runs of one experiment; name a single experiment with it")
+    several = len(experiments) > 1
+
+    def tell(name):
+        if on_result is None:
+            return None
+        return (lambda label, result, cached: on_result(f"{name}/{label}" if several else label, result, cached))
+
+    plans = [_plan(exp, out, quick, seeds, only, tell(exp.name)) for exp in experiments]
+    # one batch: each distinct configuration once, the biggest first
+    batch: dict[str, Job] = {}
+    first: dict[str, str] = {}                          # job key -> its label in the batch
+    wanted: dict[str, list[tuple[_Plan, str]]] = {}     # batch label -> the experiments' runs it is
+    for plan in plans:
+        for label, job in plan.missing.items():
+            key = plan.keys[label]
+            if key not in first:
+                first[key] = f"{plan.experiment.name}/{label}" if several else label
+                batch[first[key]] = job
+            wanted.setdefault(first[key], []).append((plan, label))
+    batch = longest_first(batch)
+    keep = any(plan.experiment.keep_predictions for plan in plans if plan.missing)
+    trained: dict[str, list] = {plan.experiment.name: [] for plan in plans}
+    failed: dict[str, dict] = {plan.experiment.name: {} for plan in plans}
+    for batch_label, result in (executor or execute_serially)(batch, data_dir=data_dir, keep_predictions=keep):
+        for plan, label in wanted[batch_label]:
+            name = plan.experiment.name
+            if result.get("failed"):
+                failed[name][label] = result["failed"]
+            else:
+                atomic_write_text(run_file(out, name, label, plan.keys[label]), json.dumps(result) + "\n")
+                plan.results[label] = result
+                trained[name].append(label)
             if on_result:
-                on_result(label, result, False)
-            continue
-        atomic_write_text(run_file(out, experiment.name, label, keys[label]), json.dumps(result) + "\n")
-        results[label] = result
-        trained.append(label)
-        if on_result:
-            on_result(label, result, False)
+                tell(name)(label, result, False)
+    seconds = time.perf_counter() - t0
+    return [_finish(plan, out, quick, trained[plan.experiment.name], failed[plan.experiment.name], seconds)
+            for plan in plans]
+
+
+def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: int | None = None,
+                   data_dir=None, only: Iterable[str] | None = None,
+                   executor: Callable | None = None,
+                   on_result: Callable[[str, dict, bool], None] | None = None) -> ExperimentResult:
+    """Run ``experiment``'s jobs that are not cached under ``out``, then write
+    its figures and ``results.json`` (:func:`run_experiments` with one)."""
+    return run_experiments([experiment], out, quick=quick, seeds=seeds, data_dir=data_dir, only=only,
+                           executor=executor, on_result=on_result)[0]
+
+
+def _finish(plan: _Plan, out: Path, quick: bool, trained: list, failed: dict, seconds: float) -> ExperimentResult:
+    """An experiment's figures, book rows, checks and results.json from its runs."""
+    from ..plots import save_figure
+
+    experiment, jobs, keys, results = plan.experiment, plan.jobs, plan.keys, plan.results
+    folder = out / experiment.name
     ordered = Results({label: results[label] for label in jobs if label in results})
-    res = ExperimentResult(experiment, out, ordered, trained, cached, failed)
+    res = ExperimentResult(experiment, out, ordered, trained, plan.cached, failed)
     complete = len(ordered.raw) == len(jobs)
     figures = experiment.figures(ordered) if complete else _partial(experiment.figures, ordered)
-    from ..plots import save_figure
     for stem, fig in figures.items():
         res.figures.append(save_figure(fig, folder / f"{stem}.png"))
     res.rows = experiment.book_rows(ordered) if complete else _partial(experiment.book_rows, ordered, [])
     res.checks = experiment.checks(ordered) if complete else []
-    res.seconds = time.perf_counter() - t0
+    res.seconds = seconds
     summary = {
         "format": FORMAT, "name": experiment.name, "chapter": experiment.chapter,
         "description": experiment.description, "quick": bool(quick), "complete": complete,
