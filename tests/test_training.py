@@ -306,3 +306,21 @@ def test_checkpoint_saves_the_network_after_each_epoch(tmp_path):
     assert len(seen) == 2 and not np.allclose(seen[0], seen[1])
     np.testing.assert_array_equal(seen[1], net.feedforward(x))
     assert sorted(p.name for p in folder.iterdir()) == [".nndl-lock", "checkpoint.npz"]   # no temporary files
+
+
+def test_epoch_runner_checks_the_data_set_once_before_the_mini_batches():
+    # the mini-batches skip the per-call checks, so the runner itself refuses bad data up front
+    from nndl.training import EpochRunner
+
+    net = Network.from_sizes([6, 4, 3], rng=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 6)), rng.integers(0, 3, 20)
+    with pytest.raises(ConfigError, match=r"per-example shape \(5,\)"):
+        EpochRunner(net, SGD(0.5), x[:, :5], y, 4, fast=False)
+    with pytest.raises(ConfigError, match=r"the training labels y must be integers in 0\.\.2"):
+        EpochRunner(net, SGD(0.5), x, np.where(y == 0, 3, y), 4, fast=False)
+    # float64 inputs reach the float32 layers as float32, as through Network.forward
+    runner = EpochRunner(net, SGD(0.5), x, y, 4, fast=False)
+    assert runner.x.dtype == np.float32
+    runner.run_epoch(np.arange(20))
+    assert all(p.dtype == np.float32 for layer in net.layers for p in layer.params.values())

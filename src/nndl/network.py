@@ -121,20 +121,25 @@ class Network:
         (:func:`nndl.checks.as_inputs`; ``name`` names the array in the message)."""
         return as_inputs(x, self.input_shape, self.dtype, name=name, finite=finite)
 
-    def forward(self, x: np.ndarray, *, train: bool = False) -> np.ndarray:
-        """Output activations ``(N, n_outputs)`` for inputs ``(N, *input_shape)``."""
-        a = self.check_input(x, finite=False)   # per mini-batch: the caller checked the data set
+    def forward(self, x: np.ndarray, *, train: bool = False, check: bool = True) -> np.ndarray:
+        """Output activations ``(N, n_outputs)`` for inputs ``(N, *input_shape)``.
+
+        ``check=False``: ``x`` is already an array of the right shape and dtype
+        (the epoch runner checks the whole data set once, not every mini-batch)."""
+        a = self.check_input(x, finite=False) if check else x   # NaN: the caller checked the data set
         for layer in self.layers:
             a = layer.forward(a, train=train)
         return a
 
-    def backward(self, y: np.ndarray) -> None:
+    def backward(self, y: np.ndarray, *, check: bool = True) -> None:
         """Fill every layer's ``grads`` with dC/dparam summed over the batch
-        last passed to :meth:`forward`, for integer labels ``y`` ``(N,)``."""
+        last passed to :meth:`forward`, for integer labels ``y`` ``(N,)``
+        (``check=False``: ``y`` is known to be valid labels for that batch)."""
         out = self.layers[-1]
         if getattr(out, "a", None) is None:
             raise ConfigError("call forward(x, train=True) before backward(y)")
-        y = as_labels(y, len(out.a), out.a.shape[-1])
+        if check:
+            y = as_labels(y, len(out.a), out.a.shape[-1])
         self.backward_delta(self.cost.delta(out.z, out.a, y, out.activation))   # BP1
 
     def backward_delta(self, delta: np.ndarray) -> None:

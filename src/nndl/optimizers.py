@@ -69,6 +69,11 @@ class SGD:
         """Attach to the parameters of ``layers`` (done by the first step).
 
         Raises ConfigError when already attached to other parameters."""
+        bound = self._bound
+        if bound is not None:   # every step: the same arrays as before? (cheap: no weakrefs made)
+            params = [p for layer in layers for p in layer.params.values()]
+            if len(params) == len(bound) and all(r() is p for (_, _, r), p in zip(bound, params)):
+                return
         refs = [(i, key, weakref.ref(p)) for i, layer in enumerate(layers) for key, p in layer.params.items()]
         if self._bound is None:
             self._bound = refs

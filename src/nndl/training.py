@@ -59,6 +59,10 @@ class EpochRunner:
                  drop_last: bool = False) -> None:
         self.network = network
         self.optimizer = optimizer
+        if step is None:   # checked once here (shape, dtype, labels), not every mini-batch
+            x = network.check_input(x, name="the training inputs x", finite=False)
+            if delta is None:
+                y = as_labels(y, len(x), network.output_shape[0], name="the training labels y")
         self.x, self.y = x, y
         self.m = positive_int(batch_size, "mini-batch size")
         self.n_examples = len(x)
@@ -118,9 +122,9 @@ class EpochRunner:
             xb = self.x[idx]
             if self.augment is not None:
                 xb = self.augment(xb, self.rng)
-            net.forward(xb, train=True)
+            net.forward(xb, train=True, check=self.augment is not None)   # x was checked in __init__
             if self.delta is None:
-                net.backward(self.y[idx])                                   # BP1-BP4
+                net.backward(self.y[idx], check=False)                      # BP1-BP4
             else:
                 out = net.layers[-1]
                 net.backward_delta(self.delta(out.z, out.a, self.y[idx]))  # the caller's BP1
