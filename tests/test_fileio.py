@@ -330,3 +330,31 @@ def test_check_save_path_knows_what_the_books_format_holds(tmp_path):
 def test_atomic_write_text_returns_the_path(tmp_path):
     assert atomic_write_text(tmp_path / "a.txt", "é") == tmp_path / "a.txt"
     assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "é"
+
+
+def test_signals_are_held_back_until_the_block_ends_then_delivered():
+    from nndl.fileio import signals_deferred
+
+    signal_mod = signal
+    steps = []
+    before = signal_mod.getsignal(signal_mod.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal_mod.SIGINT)   # Ctrl-C in the middle of a write
+            time.sleep(0.05)
+            steps.append("the write finished")
+        steps.append("not reached")
+    assert steps == ["the write finished"]
+    assert signal_mod.getsignal(signal_mod.SIGINT) is before
+    # a handler of the caller's gets the signal when the block ends, once
+    got = []
+    old = signal_mod.signal(signal_mod.SIGTERM, lambda n, f: got.append(n))
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal_mod.SIGTERM)
+            os.kill(os.getpid(), signal_mod.SIGTERM)
+            time.sleep(0.05)
+            assert got == []
+        assert got == [signal_mod.SIGTERM]
+    finally:
+        signal_mod.signal(signal_mod.SIGTERM, old)

@@ -30,6 +30,10 @@ What a save promises:
 
 :func:`check_writable` checks a path the same way without writing it, so
 that a long run can refuse a bad output path before it starts.
+
+:func:`signals_deferred` holds Ctrl-C (and SIGTERM, SIGHUP) back for the
+length of a write that another library makes and that must not be cut in
+half, such as a record appended to an Optuna study's journal.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ import contextlib
 import errno
 import os
 import secrets
+import signal
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
@@ -46,7 +52,7 @@ from typing import IO, Callable, Iterable, Iterator
 from .errors import OutputError
 
 __all__ = ["atomic_open", "atomic_write", "atomic_write_text", "atomic_write_bytes",
-           "check_writable", "TEMP_MARK", "STALE_AFTER_S"]
+           "check_writable", "signals_deferred", "TEMP_MARK", "STALE_AFTER_S"]
 
 #: What marks nndl's temporary files: ``.<name>.nndl-tmp-<pid>-<random>``.
 TEMP_MARK = ".nndl-tmp-"
@@ -339,3 +345,36 @@ def check_writable(path, suffixes: Iterable[str] | None = None, *, what: str = "
     with contextlib.suppress(OSError):
         os.unlink(tmp)
     return user_path
+
+
+_DEFERRED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block, SIGINT (Ctrl-C), SIGTERM and SIGHUP wait; each one
+    received is delivered, to the handler there was before, when the block
+    ends. For a write that must not be cut in half and that is not nndl's own
+    (an Optuna study's journal: Ctrl-C inside its file lock left the lock half
+    renamed and ended the command with "No such file or directory").
+
+    Only the main thread can hold signals; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for signum in _DEFERRED:
+        try:
+            previous[signum] = signal.signal(signum, lambda n, frame: received.append(n))
+        except (ValueError, OSError):   # pragma: no cover - e.g. an embedding that owns the signals
+            pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
+

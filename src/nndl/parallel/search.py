@@ -50,6 +50,7 @@ import numpy as np
 
 from ..config import ConfigFieldError, RunConfig
 from ..errors import ConfigError, NNDLError
+from ..fileio import signals_deferred
 from . import require, worker
 
 SYNTAX = ("NAME=KIND:LOW:HIGH with KIND float, log, int or logint (log: sampled on a log scale), "
@@ -266,6 +267,18 @@ def study_name(base: RunConfig, space: Space) -> str:
     return "nndl-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _whole(fn):
+    """Run ``fn`` with Ctrl-C held back until it returns: each of these writes
+    to the study's storage, and a write cut in half (inside Optuna's journal
+    lock) would end the command with an error instead of a clean stop."""
+    @functools.wraps(fn)
+    def whole(*args, **kwargs):
+        with signals_deferred():
+            return fn(*args, **kwargs)
+    return whole
+
+
+@_whole
 def open_study(storage, name: str | None, base: RunConfig, space: Space, *, seed: int = 0, prune: bool = True):
     """The study ``name`` (default :func:`study_name`) in ``storage``, made
     if new. An existing study must have the same base configuration and
@@ -428,6 +441,14 @@ def _tell(study, trial, result: dict) -> TrialOutcome:
     return TrialOutcome(trial.number, params, "complete", result["value"], result["epochs"], None, wall)
 
 
+@_whole
+def _report(trial, epoch: int, value: float) -> bool:
+    """Record an epoch's validation accuracy; whether the pruner stops the trial."""
+    trial.report(value, epoch)
+    return trial.should_prune()
+
+
+@_whole
 def _interrupted(study, trial) -> TrialOutcome:
     """A trial stopped by Ctrl-C: failed, and its parameters queued to run first next time."""
     from optuna.trial import TrialState
@@ -455,18 +476,21 @@ def _search_here(study, base, space, more, done, data, data_dir) -> None:
     while more(0):
         trial = None
         try:
-            trial, job = _ask(study, base, space)
+            with signals_deferred():   # Ctrl-C after the trial is known (and its record whole)
+                trial, job = _ask(study, base, space)
 
             def report(epoch: int, value: float) -> bool:
-                trial.report(value, epoch)
-                return trial.should_prune()
+                return _report(trial, epoch, value)
 
-            outcome = _tell(study, trial, worker.run_trial(job, report, data=data))
+            result = worker.run_trial(job, report, data=data)
+            with signals_deferred():
+                outcome = _tell(study, trial, result)
+                trial = None           # told: Ctrl-C from here on leaves it as it is
+                done(outcome)
         except KeyboardInterrupt:
             if trial is not None:
                 _interrupted_unless_told(study, trial, done)
             raise
-        done(outcome)
 
 
 def _search_on(cluster, study, base, space, more, done, data_dir) -> None:
@@ -483,34 +507,37 @@ def _search_on(cluster, study, base, space, more, done, data_dir) -> None:
     try:
         while True:
             while len(running) < max(cluster.n_threads, 1) and more(len(running)):
-                trial, job = _ask(study, base, space)
-                fut = client.submit(worker.run_trial_on_worker, job, channel, trial.number, data_dir,
-                                    key=f"nndl-trial-{trial.number}-{channel}", pure=False)
-                running[fut] = (trial, job)
-                by_number[trial.number] = trial
+                with signals_deferred():   # Ctrl-C once the trial is in `running`
+                    trial, job = _ask(study, base, space)
+                    fut = client.submit(worker.run_trial_on_worker, job, channel, trial.number, data_dir,
+                                        key=f"nndl-trial-{trial.number}-{channel}", pure=False)
+                    running[fut] = (trial, job)
+                    by_number[trial.number] = trial
             if not running:
                 break
             # (polled: a Dask queue's get with a timeout logs an error on the scheduler each time it expires)
             items = reports.get(batch=True)
             for number, epoch, value in items:
-                trial = by_number[number]
-                trial.report(value, epoch)
+                prune = _report(by_number[number], epoch, value)
                 if number not in answers:
                     answers[number] = Queue(f"{channel}-{number}", client=client)
-                answers[number].put((epoch, trial.should_prune()))
+                answers[number].put((epoch, prune))
             finished = [f for f in running if f.done()]
             if not items and not finished:
                 time.sleep(POLL_SECONDS)
             for fut in finished:
-                trial, job = running.pop(fut)
+                trial, job = running[fut]
                 try:
                     result = fut.result()
                 except KilledWorker:
                     result = worker.failed_result(job, "the workers running it died repeatedly (KilledWorker)")
                 except Exception as e:   # whatever the worker raised costs only this trial
                     result = worker.failed_result(job, worker.describe_error(e))
-                fut.release()
-                done(_tell(study, trial, result))
+                with signals_deferred():   # told and out of `running` together
+                    outcome = _tell(study, trial, result)
+                    del running[fut]
+                    fut.release()
+                    done(outcome)
     except KeyboardInterrupt:
         client.cancel(list(running))
         for trial, _ in running.values():
