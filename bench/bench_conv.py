@@ -247,7 +247,7 @@ def main(argv=None) -> int:
                 import torch
             except ImportError:
                 print("PyTorch is not installed; timing nndl only. To compare: "
-                      "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu")
+                      "pip install torch==2.13.0")
             else:
                 results["torch"] = torch.__version__
         splits = load_splits(folder)
