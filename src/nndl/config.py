@@ -336,7 +336,7 @@ class RunConfig:
         else:
             net = f"{self.layers} network of {self.activation} hidden layers"
         parts = [f"{net} ({self.resolved_cost} cost, init {init})",
-                 f"{self.epochs} epochs, mini-batch {self.batch_size}, eta {self.eta}"
+                 f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}, mini-batch {self.batch_size}, eta {self.eta}"
                  + (f" down to {self.eta_final}" if self.eta_final is not None else "")]
         for name, label in (("lmbda", "lambda"), ("l1", "L1"), ("momentum", "momentum")):
             if getattr(self, name):
