@@ -207,6 +207,45 @@ def test_ctrl_c_then_the_same_command_resumes_without_repeating_finished_trials(
     assert len(set(params)) == 6
 
 
+
+@needs_mnist
+def test_a_killed_search_loses_only_its_running_trial_which_runs_first_next_time(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    argv = [sys.executable, "-c", "import sys; from nndl.cli import main; sys.exit(main())", "search", *TINY,
+            "--sizes", "784", "100", "10", "--train-size", "20000", "--epochs", "3", "--trials", "4", "--no-prune",
+            "--out", str(tmp_path)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:   # the first trial finishes; the second is running
+        line = proc.stdout.readline()
+        if not line or line.startswith("trial "):
+            break
+    time.sleep(0.3)
+    proc.kill()                           # SIGKILL: no clean-up runs
+    proc.communicate(timeout=60)
+    storage = S.open_storage(S.parse_storage(None, tmp_path))
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    orphans = study.get_trials(states=(TrialState.RUNNING,))
+    assert len(orphans) == 1 and orphans[0].user_attrs[S.OWNER]["pid"] == proc.pid
+    finished_before = {t.number for t in S.finished_trials(study)}
+    assert finished_before
+
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (f"Trial(s) {orphans[0].number} were left running by a search that was killed: marked failed, "
+            "and their parameters run again first") in again.stdout
+    ran = trial_lines(again.stdout)
+    first = min(ran)
+    assert first > orphans[0].number and f"eta={orphans[0].params['eta']:.4g}" in ran[first]
+    study = optuna.load_study(study_name=study.study_name, storage=storage)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.trials[orphans[0].number].state == TrialState.FAIL
+    assert len(S.finished_trials(study)) == 4 and finished_before <= {t.number for t in S.finished_trials(study)}
+
+
 @needs_mnist
 def test_two_processes_share_one_study(tmp_path):
     """Two machines, simulated: two nndl search processes on one storage (a journal file on a shared

@@ -1009,6 +1009,10 @@ def cmd_search(args) -> int:
               f"maximising the validation accuracy after the last epoch; on {where}", flush=True)
         print(f"Study {study.study_name} in {storage_spec[1]}"
               + (f": resuming, {had} finished trial(s) already" if had else ""), flush=True)
+        orphans = S.requeue_orphans(study)
+        if orphans:
+            print(f"Trial(s) {', '.join(map(str, orphans))} were left running by a search that was killed: "
+                  "marked failed, and their parameters run again first", flush=True)
         left = max(args.trials - had, 0) if args.trials else None
         bar = tqdm(total=left, desc="search", unit="trial", file=sys.stderr, leave=False,
                    disable=None if args.progress else True)

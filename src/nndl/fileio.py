@@ -52,7 +52,7 @@ from typing import IO, Callable, Iterable, Iterator
 from .errors import OutputError
 
 __all__ = ["atomic_open", "atomic_write", "atomic_write_text", "atomic_write_bytes",
-           "check_writable", "signals_deferred", "TEMP_MARK", "STALE_AFTER_S"]
+           "check_writable", "signals_deferred", "process_alive", "TEMP_MARK", "STALE_AFTER_S"]
 
 #: What marks nndl's temporary files: ``.<name>.nndl-tmp-<pid>-<random>``.
 TEMP_MARK = ".nndl-tmp-"
@@ -88,7 +88,9 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name[:_MAX_NAME]}{TEMP_MARK}"
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (True when it
+    cannot be told: a process of another user, or not POSIX)."""
     if pid == os.getpid():
         return True                     # another save in this process, e.g. a thread
     if os.name != "posix":
@@ -125,7 +127,7 @@ def remove_stale_temps(path) -> list[Path]:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except (ValueError, OSError):
             continue
-        if age >= STALE_AFTER_S or not _pid_alive(pid):
+        if age >= STALE_AFTER_S or not process_alive(pid):
             try:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))

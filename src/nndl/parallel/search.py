@@ -39,6 +39,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import socket
 import time
 import uuid
 import warnings
@@ -50,7 +52,7 @@ import numpy as np
 
 from ..config import ConfigFieldError, RunConfig
 from ..errors import ConfigError, NNDLError
-from ..fileio import signals_deferred
+from ..fileio import process_alive, signals_deferred
 from . import require, worker
 
 SYNTAX = ("NAME=KIND:LOW:HIGH with KIND float, log, int or logint (log: sampled on a log scale), "
@@ -338,6 +340,7 @@ class SearchSummary:
     study: Any
     outcomes: list[TrialOutcome] = field(default_factory=list)
     resumed: int = 0          # finished trials the study held before this call
+    requeued: list[int] = field(default_factory=list)   # trials of a killed search, queued to run again
     seconds: float = 0.0
 
     def count(self, state: str) -> int:
@@ -375,7 +378,9 @@ def search(study, base: RunConfig, space: Space, *, trials: int | None = None, t
         on_trial: called with each :class:`TrialOutcome` as it ends.
 
     Ctrl-C: the running trials are marked failed, queued to run first when
-    the search is resumed, and KeyboardInterrupt is raised.
+    the search is resumed, and KeyboardInterrupt is raised. Trials a killed
+    search of this machine left running are queued the same way when the
+    search starts (:func:`requeue_orphans`).
     """
     if trials is None and timeout is None:
         raise ConfigError("give a trial budget (--trials N), a time budget (--timeout SECONDS), or both")
@@ -386,7 +391,7 @@ def search(study, base: RunConfig, space: Space, *, trials: int | None = None, t
     base = trial_base(base)
     space.check(base)
     t0 = time.monotonic()
-    summary = SearchSummary(study, resumed=len(finished_trials(study)))
+    summary = SearchSummary(study, resumed=len(finished_trials(study)), requeued=requeue_orphans(study))
 
     def more(running: int) -> bool:
         if timeout is not None and time.monotonic() - t0 >= timeout:
@@ -413,8 +418,36 @@ def search(study, base: RunConfig, space: Space, *, trials: int | None = None, t
     return summary
 
 
+#: user attribute of a trial: the search process that asked for it
+OWNER = "nndl_owner"
+
+
+def requeue_orphans(study) -> list[int]:
+    """Trials left running by a search process of this machine that no longer
+    runs (killed with SIGKILL, a power cut): marked failed, and their
+    parameters queued to run first, as after Ctrl-C. Returns their numbers.
+
+    Running trials of a live process, or of another machine sharing the
+    study, are left alone: they may still be running."""
+    from optuna.trial import TrialState
+
+    host, requeued = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get(OWNER)
+        if not isinstance(owner, dict) or owner.get("host") != host or not isinstance(owner.get("pid"), int):
+            continue
+        if owner["pid"] == os.getpid() or process_alive(owner["pid"]):
+            continue
+        with signals_deferred():
+            study.tell(t.number, state=TrialState.FAIL)
+            study.enqueue_trial(dict(t.params))
+        requeued.append(t.number)
+    return requeued
+
+
 def _ask(study, base, space):
     trial = study.ask(space.distributions())
+    trial.set_user_attr(OWNER, {"host": socket.gethostname(), "pid": os.getpid()})   # see requeue_orphans
     config = space.config(base, trial.params)
     from ..experiments.base import job_to_dict
 
