@@ -153,9 +153,10 @@ def test_experiment_cli_run_and_report(tmp_path, capsys):
     assert code == 0, err
     assert out.startswith("Experiments gradient-magnitudes, vanishing-gradient: ")
     assert "gradient-magnitudes:\n" in out and "vanishing-gradient:\n" in out
-    assert "  0 run(s) trained, 1 cached" in out
+    assert "  0 run(s) trained, 1 cached; results in" in out
     n = len(experiments.get("vanishing-gradient").jobs(quick=True))
-    assert f"  {n} run(s) trained, 0 cached" in out
+    assert f"  {n} run(s) trained, 0 cached; results in" in out
+    assert f"\n{n} run(s) trained in one batch, in " in out
     assert (tmp_path / "vanishing-gradient" / "results.json").is_file()
 
 

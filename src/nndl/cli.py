@@ -627,12 +627,14 @@ def cmd_experiment_run(args) -> int:
                   f" -> {'within' if row.within else 'OUTSIDE'} the band")
         for c in res.checks:
             print(f"  [{'ok' if c.passed else 'FAILED'}] {c.claim}: {c.detail}")
+        took = f", in {res.seconds:.1f} s" if len(results) == 1 else ""   # several: one batch, timed below
         print(f"{'  ' if len(results) > 1 else ''}{len(res.trained)} run(s) trained, {len(res.cached)} cached"
-              + (f", {len(res.failed)} FAILED" if res.failed else "") + f", in {res.seconds:.1f} s; "
-              f"results in {res.folder}")
+              + (f", {len(res.failed)} FAILED" if res.failed else "") + f"{took}; results in {res.folder}")
         for label, why in res.failed.items():
             print(f"  failed: {label}: {why} (it runs again next time)")
         ok = ok and all(c.passed for c in res.checks) and not res.failed
+    if len(results) > 1:
+        print(f"{sum(len(r.trained) for r in results)} run(s) trained in one batch, in {results[0].seconds:.1f} s")
     return 0 if ok else EXIT_ERROR
 
 
