@@ -164,7 +164,8 @@ def test_sigterm_and_sighup_end_the_run_like_ctrl_c(sig, tmp_path):
             break
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
-    lines = [line for line in err.splitlines() if line.strip()]
+    # (a cold numba cache adds the compile notice before the epochs)
+    lines = [line for line in err.splitlines() if line.strip() and line != "compiling kernels (first run only)..."]
     n = len(json.loads(hist.read_text())["epoch_seconds"])
     assert lines == [f"Interrupted ({signal.Signals(sig).name}): keeping the {n} completed epoch(s)."]
     assert n >= 2 and ckpt.read(folder).epoch == n

@@ -248,7 +248,9 @@ if AVAILABLE:
         Args (L = number of layers):
             indptr, indices, values: training inputs as CSR rows.
             y: integer labels ``(N,)``; order: example order for this epoch.
-            wTs[l] ``(n_in, n_out)``, bs[l] ``(n_out,)``: parameters, updated in place.
+            wTs[l] ``(n_in, n_out)``, bs[l] ``(n_out,)``: parameters, updated in place
+                (n_out of a hidden layer padded with zero neurons, n_in the true
+                width of the layer below: see DenseEpochRunner).
             vwTs, vbs: momentum velocities (same shapes; unused when mu == 0).
             zs, as_, deltas: scratch ``(m, n_out)`` per layer.
             acts: activation code per layer; delta_code: BP1 form.
