@@ -4,12 +4,14 @@
   beside the repository; tests that need it are skipped when it is absent;
 * small dense networks, MNIST-like sparse inputs, parameter comparisons;
 * the oracle cases: a network, an optimizer and the per-example reference
-  (``tests/reference.py``) that its steps must equal.
+  (``tests/reference.py``) that its steps must equal;
+* :func:`as_nobody`: a call made with an ordinary user's permissions.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,38 @@ MNIST_DIR = Path(os.environ.get("NNDL_DATA") or Path(__file__).resolve().parents
 HAVE_MNIST = (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "mnist.pkl.gz").is_file()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"MNIST not in {MNIST_DIR} (set NNDL_DATA)")
 
+
+
+def as_nobody(fn):
+    """``fn()`` with the permissions of an ordinary user: root ignores folder
+    permissions, so when the tests run as root it runs in a forked child that
+    drops to uid/gid 65534 (its result must pickle). Returns ``("ok", value)``,
+    or ``("error", "ErrorType: message")`` for an NNDLError."""
+    from nndl.errors import NNDLError
+
+    def call():
+        try:
+            return "ok", fn()
+        except NNDLError as e:
+            return "error", f"{type(e).__name__}: {e}"
+
+    if os.geteuid() != 0:
+        return call()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the child
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, pickle.dumps(call()))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
 
 def dense_net(sizes, hidden="sigmoid", output="sigmoid", cost="quadratic", *, init="default",
               rng=0, dtype="float64") -> Network:

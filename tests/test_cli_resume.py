@@ -26,7 +26,7 @@ import nndl.config  # noqa: F401
 import nndl.io  # noqa: F401
 from nndl import cli
 
-from helpers import MNIST_DIR as MNIST, needs_mnist
+from helpers import MNIST_DIR as MNIST, as_nobody, needs_mnist
 
 pytestmark = needs_mnist
 REPO = Path(__file__).resolve().parents[1]
@@ -285,32 +285,17 @@ def test_bad_output_paths_are_refused_before_training(case, tmp_path, capsys):
 
 
 def _as_nobody(argv) -> tuple[int, str]:
-    """``nndl`` run by an ordinary user (root ignores folder permissions), in
-    a forked child: ``(exit code, stderr)``."""
-    if os.geteuid() != 0:
-        err = io.StringIO()
-        out, sys.stderr = sys.stderr, err
+    """``nndl`` run by an ordinary user (root ignores folder permissions):
+    ``(exit code, stderr)``."""
+    def run():
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
         try:
-            return cli.main(argv), err.getvalue()
+            return cli.main(argv), sys.stderr.getvalue()
         finally:
-            sys.stderr = out
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # the child
-        try:
-            os.close(read)
-            os.setgid(65534)
-            os.setuid(65534)
-            sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
-            code = cli.main(argv)
-            os.write(write, json.dumps([code, sys.stderr.getvalue()]).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    return tuple(json.loads(data))
+            sys.stdout, sys.stderr = saved
+
+    return as_nobody(run)[1]
 
 
 @pytest.mark.parametrize("option", ["--save", "--history", "--checkpoint"])

@@ -5,7 +5,6 @@ that name the user's path. Real files, real processes, real signals."""
 from __future__ import annotations
 
 import os
-import pickle
 import resource
 import shutil
 import signal
@@ -22,9 +21,11 @@ import pytest
 import nndl
 from nndl import History, Network
 from nndl.data import Dataset, MnistSplits, load_book_pickle, save_book_pickle
-from nndl.errors import NNDLError, OutputError
+from nndl.errors import OutputError
 from nndl.fileio import (STALE_AFTER_S, TEMP_MARK, atomic_open, atomic_write_text, check_writable,
                          remove_stale_temps)
+
+from helpers import as_nobody
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -233,31 +234,6 @@ def test_a_full_disk_leaves_the_old_file_intact(tmp_path, name):
     assert path.read_bytes() == before and _listing(tmp_path) == [name]
 
 
-def _as_nobody(fn):
-    """Run ``fn()`` in a forked child with the permissions of an ordinary
-    user (root ignores folder permissions); return what it returned, or
-    the message of the NNDLError it raised."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                   # the child
-        os.close(read)
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                result = ("ok", fn())
-            except NNDLError as e:
-                result = ("error", f"{type(e).__name__}: {e}")
-            os.write(write, pickle.dumps(result))
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    return pickle.loads(data)
-
-
 @pytest.fixture
 def read_only_folder():
     """A folder that an ordinary user cannot write into, with a good model in it."""
@@ -273,15 +249,6 @@ def read_only_folder():
     shutil.rmtree(base)
 
 
-def _run_unprivileged(fn):
-    if os.geteuid() == 0:
-        return _as_nobody(fn)
-    try:
-        return ("ok", fn())
-    except NNDLError as e:
-        return ("error", f"{type(e).__name__}: {e}")
-
-
 @pytest.mark.parametrize("call", ["save", "check_writable"])
 @pytest.mark.parametrize("name", ["net.npz", "sub/net.npz"])
 def test_a_read_only_folder_is_refused_naming_the_path(read_only_folder, call, name):
@@ -289,7 +256,7 @@ def test_a_read_only_folder_is_refused_naming_the_path(read_only_folder, call, n
     before = (read_only_folder / "net.npz").read_bytes()
     fn = {"save": lambda: str(nndl.save(_net(5), path)),
           "check_writable": lambda: str(check_writable(path, (".npz",)))}[call]
-    kind, message = _run_unprivileged(fn)
+    kind, message = as_nobody(fn)
     assert kind == "error"
     assert message == (f"OutputError: cannot write {path}: the folder {read_only_folder} is not writable "
                        "(Permission denied)")
