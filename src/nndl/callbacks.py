@@ -107,12 +107,17 @@ class Evaluation(Callback):
                                                       trainer.n_train)
 
 
+#: what early stopping, the eta schedule and "keep the best epoch" watch unless
+#: told otherwise: the first of these that is evaluated
+DEFAULT_MONITORS = ("validation_accuracy", "test_accuracy", "training_accuracy")
+
+
 def _pick_monitor(monitor: str | None, logs: dict) -> str:
     if monitor is not None:
         if monitor not in logs:
             raise ConfigError(f"cannot monitor {monitor!r}: it is not evaluated (have: {', '.join(sorted(logs))})")
         return monitor
-    for key in ("validation_accuracy", "test_accuracy", "training_accuracy"):
+    for key in DEFAULT_MONITORS:
         if key in logs:
             return key
     raise ConfigError("early stopping and the eta schedule need an accuracy to monitor; "

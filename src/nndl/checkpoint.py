@@ -115,12 +115,6 @@ def _decode(obj, arrays: dict):
     return obj
 
 
-def _model_description(params_config: dict) -> dict:
-    from .io import FORMAT_VERSION
-
-    return {"format": "nndl", "version": FORMAT_VERSION, **params_config}
-
-
 # -- writing -----------------------------------------------------------------------------
 def prepare_folder(folder) -> Path:
     """Create the checkpoint folder if it is missing (not its parents: a
@@ -143,19 +137,18 @@ def write(folder, state: dict, run: dict, network_config: dict | None = None) ->
     network's :meth:`~nndl.network.Network.config` (default: taken from
     ``run["network"]``); without one the file is not also a model file."""
     from .fileio import atomic_write
+    from .io import model_arrays
 
     folder = Path(folder)
     state = dict(state)
     params = state.pop("params")
-    arrays: dict[str, np.ndarray] = {f"layer{i}/{k}": v for i, p in enumerate(params) for k, v in p.items()}
+    if network_config is None:
+        network_config = run.get("network")
+    arrays = model_arrays(params, network_config)   # a checkpoint is also a model file
     extra: dict[str, np.ndarray] = {}
     meta = {"format": FORMAT, "version": VERSION, "epoch": int(state["epoch"]),
             "run": _encode(run, extra, "run"), "state": _encode(state, extra, "state")}
     arrays.update(extra)
-    if network_config is None:
-        network_config = run.get("network")
-    if network_config is not None:
-        arrays["config.json"] = np.frombuffer(json.dumps(_model_description(network_config)).encode(), np.uint8)
     text = json.dumps(meta, allow_nan=False)
     arrays["checkpoint.json"] = np.frombuffer(text.encode(), dtype=np.uint8)
     path = checkpoint_path(folder)

@@ -31,8 +31,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from . import activations, costs, initializers
 from .errors import ConfigError, NNDLError
 
@@ -363,7 +361,7 @@ def _check_checkpoint_folder(folder: Path, option: str, *, resumed_from: Path | 
         with ckpt.Lock(folder / ckpt.LOCK_NAME, what=f"{option} {folder}"):
             pass
     else:   # made when training starts: one level, a mistyped path is not created
-        parent = folder.parent if str(folder.parent) else Path(".")
+        parent = folder.parent
         if not parent.is_dir():
             raise ConfigError(f"{option} {folder}: the folder {parent} does not exist")
         _check_output_file(folder / ckpt.FILENAME, option, parents=True)
@@ -524,8 +522,7 @@ def _write_outputs(result, save: Path | None, history_path: Path | None, checkpo
     from .io import save as save_network
 
     epochs = result.history.epochs
-    folders = sorted({str((p.parent if str(p.parent) else Path(".")).resolve())
-                      for p in (save, history_path) if p is not None})
+    folders = sorted({str(p.parent.resolve()) for p in (save, history_path) if p is not None})
     with contextlib.ExitStack() as locks:
         for folder in folders:
             locks.enter_context(ckpt.Lock(folder, what=f"output folder {folder}", wait=True))
@@ -674,11 +671,10 @@ def cmd_plot(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .io import load
+    from .predictions import check_mnist_network
 
     net = load(args.model)
-    if net.input_shape != (784,) and int(np.prod(net.input_shape)) != 784 or net.output_shape != (10,):
-        raise ConfigError(f"{args.model} takes inputs {net.input_shape} and gives {net.output_shape[0]} outputs; "
-                          "MNIST needs 784 inputs and 10 outputs")
+    check_mnist_network(net, str(args.model))
     ds = getattr(_load_data(args.data_dir, True), args.split)
     x = ds.x.reshape((len(ds.x),) + net.input_shape)
     correct = net.accuracy(x, ds.y)

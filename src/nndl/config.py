@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import activations, costs, initializers
+from .callbacks import DEFAULT_MONITORS
 from .errors import ConfigError
 
 SPLITS = ("training", "validation", "test")
@@ -263,12 +264,18 @@ class RunConfig:
         # then the memory a mini-batch needs, before anything is allocated
         from .memory import check_network_memory, check_training_memory
         layers = self.build_layers()
-        n_train = (self.train_size or 50_000) * (5 if self.expand else 1)
+        n_train = self.n_train
         check_network_memory(layers, (MNIST_INPUTS,), self.dtype)
         check_training_memory(layers, min(self.batch_size, n_train), momentum=bool(self.momentum),
                               input_shape=(MNIST_INPUTS,), dtype=self.dtype)
 
     # -- what the run is -----------------------------------------------------------------
+    @property
+    def n_train(self) -> int:
+        """Training images per epoch: the first ``train_size`` of the book's
+        50,000, five times as many with ``expand`` (its shifted copies)."""
+        return (self.train_size or 50_000) * (5 if self.expand else 1)
+
     @property
     def resolved_cost(self) -> str:
         if self.cost is not None:
@@ -443,7 +450,7 @@ def best_metric(config: RunConfig, metric: str | bool | None = True) -> str:
     else test, else training). ConfigError when it is not evaluated."""
     have = monitored_metrics(config)
     if metric is True or metric is None:
-        for key in ("validation_accuracy", "test_accuracy", "training_accuracy"):
+        for key in DEFAULT_MONITORS:
             if key in have:
                 return key
         raise ConfigError("keeping the best epoch needs an accuracy to compare epochs by: monitor one, "

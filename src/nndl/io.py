@@ -48,13 +48,24 @@ def save(network: Network, path, format: str | None = None) -> Path:
     if format == "book":
         atomic_write_text(path, json.dumps(to_book_dict(network)))
     elif format == "nndl":
-        config = {"format": "nndl", "version": FORMAT_VERSION, **network.config()}
-        arrays = {f"layer{i}/{k}": v for i, layer in enumerate(network.layers) for k, v in layer.params.items()}
-        arrays["config.json"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        arrays = model_arrays([layer.params for layer in network.layers], network.config())
         atomic_write(path, lambda f: np.savez(f, **arrays))
     else:
         raise ConfigError(f"unknown model format {format!r}; valid formats: nndl, book")
     return path
+
+
+def model_arrays(params, config: dict | None = None) -> dict[str, np.ndarray]:
+    """The members of an nndl model file: ``layer{i}/{key}`` for each layer's
+    parameters (``params``: one dict per layer), and with ``config`` (the
+    network's :meth:`~nndl.network.Network.config`) ``config.json``, which
+    also names the format and its version. A checkpoint holds them too, so
+    that it loads as a model."""
+    arrays = {f"layer{i}/{k}": v for i, p in enumerate(params) for k, v in p.items()}
+    if config is not None:
+        text = json.dumps({"format": "nndl", "version": FORMAT_VERSION, **config})
+        arrays["config.json"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    return arrays
 
 
 def load(path) -> Network:

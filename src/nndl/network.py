@@ -15,7 +15,7 @@ from .checks import as_inputs, as_labels
 from .errors import ConfigError, positive_int, shape_tuple
 from .layers.base import Layer
 from .layers.dense import Dense
-from .memory import check_network_memory
+from .memory import EVAL_CHUNK, check_network_memory
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -151,13 +151,14 @@ class Network:
                 break
             grad = layer.backward(grad)                              # BP2 downwards
 
-    def feedforward(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def feedforward(self, x: np.ndarray, batch_size: int = EVAL_CHUNK) -> np.ndarray:
         """Inference outputs ``(N, n_outputs)``, computed in chunks to bound memory."""
-        x = self.check_input(x)
+        x = self.check_input(x)   # once: the chunks skip forward's check
         batch_size = positive_int(batch_size, "batch_size")
         if len(x) <= batch_size:
-            return self.forward(x)
-        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            return self.forward(x, check=False)
+        return np.concatenate([self.forward(x[i:i + batch_size], check=False)
+                               for i in range(0, len(x), batch_size)])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class ``(N,)``: the index of the most active output neuron."""

@@ -70,17 +70,13 @@ class SGD:
 
         Raises ConfigError when already attached to other parameters."""
         bound = self._bound
-        if bound is not None:   # every step: the same arrays as before? (cheap: no weakrefs made)
-            params = [p for layer in layers for p in layer.params.values()]
-            if len(params) == len(bound) and all(r() is p for (_, _, r), p in zip(bound, params)):
-                return
-        refs = [(i, key, weakref.ref(p)) for i, layer in enumerate(layers) for key, p in layer.params.items()]
-        if self._bound is None:
-            self._bound = refs
+        if bound is None:
+            self._bound = [(i, key, weakref.ref(p)) for i, layer in enumerate(layers)
+                           for key, p in layer.params.items()]
             return
-        same = len(refs) == len(self._bound) and all(
-            (i, k) == (j, q) and r() is s() for (i, k, r), (j, q, s) in zip(refs, self._bound))
-        if not same:
+        # every step: the same arrays, in the same order, as when it was bound
+        params = [p for layer in layers for p in layer.params.values()]
+        if len(params) != len(bound) or any(r() is not p for (_, _, r), p in zip(bound, params)):
             raise ConfigError("this SGD already holds the state of another network's parameters; "
                               "create a new SGD for each network")
 

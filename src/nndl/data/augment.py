@@ -32,9 +32,9 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
-from numba import njit
 
 from ..errors import ConfigError
+from ..kernels import compiled
 from ..network import as_generator
 from .mnist import Dataset
 
@@ -222,7 +222,7 @@ def _expand(x, y, rng, shuffle: bool, dtype, chunk: int = 10_000) -> tuple[np.nd
 # Augmentation on the fly
 # ---------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _shift_rotate_kernel(images, shifts, cos, sin, out):  # pragma: no cover - compiled
     N, H, W = images.shape
     cy = (H - 1) / 2.0

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..config import RunConfig, run
-from ..errors import ConfigError, HistoryError
+from ..errors import ConfigError, HistoryError, NNDLError
 from ..history import History
 
 
@@ -82,6 +82,20 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def describe_error(e: BaseException) -> str:
+    """``DivergedError: ...``: what a failed run's reason says."""
+    return f"{type(e).__name__}: {e}"
+
+
+def failed_result(job_dict: Mapping, reason: str) -> dict:
+    """The result of a job that did not finish: its job (as a dict), key and why."""
+    try:
+        key = job_key(job_from_dict(job_dict))
+    except NNDLError:
+        key = None
+    return {"job": dict(job_dict), "key": key, "failed": reason}
+
+
 def job_work(job: Job) -> float:
     """A rough measure of what ``job`` costs, to start the longest jobs first
     (so that N workers finish a batch close together): for a training, epochs
@@ -93,8 +107,7 @@ def job_work(job: Job) -> float:
     if isinstance(job, Baseline):
         n = job.train_size or 50_000
         return float(n) * n * MNIST_INPUTS if job.kind == "svm" else float(n)
-    n = (job.train_size or 50_000) * (5 if job.expand else 1)
-    return float(job.epochs) * n * max(1, multiply_adds(job.build_layers(), (MNIST_INPUTS,)))
+    return float(job.epochs) * job.n_train * max(1, multiply_adds(job.build_layers(), (MNIST_INPUTS,)))
 
 
 def _digits(labels: np.ndarray) -> str:

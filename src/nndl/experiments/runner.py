@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, HistoryError, NNDLError
 from ..fileio import atomic_write_text
-from .base import Experiment, Job, Results, execute, job_key, job_to_dict, job_work
+from .base import (Experiment, Job, Results, describe_error, execute, failed_result, job_key, job_to_dict,
+                   job_work)
 
 #: results.json format
 FORMAT = "nndl-experiment"
@@ -99,7 +100,7 @@ def execute_serially(jobs: Mapping[str, Job], *, data_dir=None, keep_predictions
         try:
             result = execute(job, data=data, keep_predictions=keep_predictions)
         except (NNDLError, FloatingPointError) as e:   # e.g. a diverged run: it costs only itself
-            result = {"job": job_to_dict(job), "key": job_key(job), "failed": f"{type(e).__name__}: {e}"}
+            result = failed_result(job_to_dict(job), describe_error(e))
         yield label, result
 
 
@@ -130,6 +131,8 @@ class _Plan:
     results: dict = field(default_factory=dict)
     cached: list = field(default_factory=list)
     missing: dict = field(default_factory=dict)
+    trained: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)   # label -> why
 
 
 def _plan(experiment: Experiment, out: Path, quick: bool, seeds: int | None, only: tuple | None,
@@ -210,22 +213,19 @@ def run_experiments(experiments: Sequence[Experiment], out, *, quick: bool = Fal
             wanted.setdefault(first[key], []).append((plan, label))
     batch = longest_first(batch)
     keep = any(plan.experiment.keep_predictions for plan in plans if plan.missing)
-    trained: dict[str, list] = {plan.experiment.name: [] for plan in plans}
-    failed: dict[str, dict] = {plan.experiment.name: {} for plan in plans}
     for batch_label, result in (executor or execute_serially)(batch, data_dir=data_dir, keep_predictions=keep):
         for plan, label in wanted[batch_label]:
             name = plan.experiment.name
             if result.get("failed"):
-                failed[name][label] = result["failed"]
+                plan.failed[label] = result["failed"]
             else:
                 atomic_write_text(run_file(out, name, label, plan.keys[label]), json.dumps(result) + "\n")
                 plan.results[label] = result
-                trained[name].append(label)
+                plan.trained.append(label)
             if on_result:
                 tell(name)(label, result, False)
     seconds = time.perf_counter() - t0
-    return [_finish(plan, out, quick, trained[plan.experiment.name], failed[plan.experiment.name], seconds)
-            for plan in plans]
+    return [_finish(plan, out, quick, seconds) for plan in plans]
 
 
 def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: int | None = None,
@@ -238,14 +238,14 @@ def run_experiment(experiment: Experiment, out, *, quick: bool = False, seeds: i
                            executor=executor, on_result=on_result)[0]
 
 
-def _finish(plan: _Plan, out: Path, quick: bool, trained: list, failed: dict, seconds: float) -> ExperimentResult:
+def _finish(plan: _Plan, out: Path, quick: bool, seconds: float) -> ExperimentResult:
     """An experiment's figures, book rows, checks and results.json from its runs."""
     from ..plots import save_figure
 
     experiment, jobs, keys, results = plan.experiment, plan.jobs, plan.keys, plan.results
     folder = out / experiment.name
     ordered = Results({label: results[label] for label in jobs if label in results})
-    res = ExperimentResult(experiment, out, ordered, trained, plan.cached, failed)
+    res = ExperimentResult(experiment, out, ordered, plan.trained, plan.cached, plan.failed)
     complete = len(ordered.raw) == len(jobs)
     figures = experiment.figures(ordered) if complete else _partial(experiment.figures, ordered)
     for stem, fig in figures.items():
@@ -260,7 +260,7 @@ def _finish(plan: _Plan, out: Path, quick: bool, trained: list, failed: dict, se
                                                           .relative_to(folder)) if label in results else None,
                          "wall_seconds": results[label].get("wall_seconds") if label in results else None}
                  for label in jobs},
-        "failed": failed,
+        "failed": plan.failed,
         "book": [row.to_dict() for row in res.rows],
         "checks": [c.to_dict() for c in res.checks],
         "figures": [p.name for p in res.figures],

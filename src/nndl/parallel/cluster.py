@@ -108,7 +108,7 @@ class Cluster:
         A job that fails, or whose workers all died, yields a failed result
         (``result["failed"]`` says why). Jobs not yet finished when the
         generator is closed (Ctrl-C) are cancelled."""
-        from distributed import KilledWorker, as_completed
+        from distributed import as_completed
 
         from ..experiments.base import job_to_dict
 
@@ -124,12 +124,7 @@ class Cluster:
         try:
             for fut in as_completed(list(futures), loop=self.client.loop):
                 label = futures[fut]
-                try:
-                    result = fut.result()
-                except KilledWorker:
-                    result = worker.failed_result(dicts[label], "the workers running it died repeatedly (KilledWorker)")
-                except Exception as e:   # whatever a worker raised: it costs only this run
-                    result = worker.failed_result(dicts[label], worker.describe_error(e))
+                result = worker.result_of(fut, dicts[label])
                 fut.release()
                 yield label, result
         finally:

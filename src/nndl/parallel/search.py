@@ -436,7 +436,7 @@ def requeue_orphans(study) -> list[int]:
         owner = t.user_attrs.get(OWNER)
         if not isinstance(owner, dict) or owner.get("host") != host or not isinstance(owner.get("pid"), int):
             continue
-        if owner["pid"] == os.getpid() or process_alive(owner["pid"]):
+        if process_alive(owner["pid"]):   # (this process counts as alive)
             continue
         with signals_deferred():
             study.tell(t.number, state=TrialState.FAIL)
@@ -529,7 +529,7 @@ def _search_here(study, base, space, more, done, data, data_dir) -> None:
 def _search_on(cluster, study, base, space, more, done, data_dir) -> None:
     """As many trials at a time as the cluster has threads; epochs' validation
     accuracies come back through a Dask queue and the pruner answers each."""
-    from distributed import KilledWorker, Queue
+    from distributed import Queue
 
     client = cluster.client
     channel = f"nndl-search-{uuid.uuid4().hex[:12]}"
@@ -537,9 +537,10 @@ def _search_on(cluster, study, base, space, more, done, data_dir) -> None:
     answers: dict[int, Any] = {}
     running: dict = {}                 # future -> (trial, job)
     by_number: dict[int, Any] = {}
+    slots = cluster.n_threads          # asked of the scheduler again as trials end, not every poll
     try:
         while True:
-            while len(running) < max(cluster.n_threads, 1) and more(len(running)):
+            while len(running) < slots and more(len(running)):
                 with signals_deferred():   # Ctrl-C once the trial is in `running`
                     trial, job = _ask(study, base, space)
                     fut = client.submit(worker.run_trial_on_worker, job, channel, trial.number, data_dir,
@@ -560,17 +561,14 @@ def _search_on(cluster, study, base, space, more, done, data_dir) -> None:
                 time.sleep(POLL_SECONDS)
             for fut in finished:
                 trial, job = running[fut]
-                try:
-                    result = fut.result()
-                except KilledWorker:
-                    result = worker.failed_result(job, "the workers running it died repeatedly (KilledWorker)")
-                except Exception as e:   # whatever the worker raised costs only this trial
-                    result = worker.failed_result(job, worker.describe_error(e))
+                result = worker.result_of(fut, job)
                 with signals_deferred():   # told and out of `running` together
                     outcome = _tell(study, trial, result)
                     del running[fut]
                     fut.release()
                     done(outcome)
+            if finished:
+                slots = cluster.n_threads
     except KeyboardInterrupt:
         client.cancel(list(running))
         for trial, _ in running.values():

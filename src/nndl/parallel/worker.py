@@ -73,19 +73,30 @@ def worker_info(data_dir=None) -> dict:
 
 
 def failed_result(job_dict: dict, reason: str) -> dict:
-    """The result of a job that did not finish: its job, key and why."""
-    from ..experiments.base import job_from_dict, job_key
+    """The result of a job that did not finish: its job, key, why, and where."""
+    from ..experiments.base import failed_result as failed
 
-    try:
-        key = job_key(job_from_dict(job_dict))
-    except NNDLError:
-        key = None
-    return {"job": job_dict, "key": key, "failed": reason, "worker": where()}
+    return {**failed(job_dict, reason), "worker": where()}
 
 
 def describe_error(e: BaseException) -> str:
     """``DivergedError: ...``: what a failure reason says."""
-    return f"{type(e).__name__}: {e}"
+    from ..experiments.base import describe_error as describe
+
+    return describe(e)
+
+
+def result_of(future, job_dict: dict) -> dict:
+    """A finished Dask future's result: the job's own, or a failed result if
+    the task raised or the workers running it kept dying (on the client)."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        return failed_result(job_dict, "the workers running it died repeatedly (KilledWorker)")
+    except Exception as e:   # whatever a worker raised: it costs only this run
+        return failed_result(job_dict, describe_error(e))
 
 
 #: errors that cost only their own run (a bug elsewhere still raises)

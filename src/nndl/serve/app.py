@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..data.augment import to_bytes
 from ..data.preprocess import mnist_preprocess
 from ..errors import ConfigError
 from ..history import METRIC_KEYS, History
@@ -228,10 +229,11 @@ def create_app(store: Store, allowed_hosts: Sequence[str] | None = None) -> Star
         m = await run_in_threadpool(store.mistakes, name)
         chosen = m.select(true, predicted)
         page = chosen[offset:offset + limit]
-        x = store.test[0]
+        # the page's images as MNIST's bytes (pixel * 256), base64, for the page to paint on a canvas
+        images = to_bytes(store.test[0][m.indices[page]])
         items = [{"index": int(m.indices[i]), "true": int(m.true[i]), "predicted": int(m.predicted[i]),
-                  "confidence": float(m.confidence[i]), "image": _image_bytes(x[m.indices[i]])}
-                 for i in page]
+                  "confidence": float(m.confidence[i]), "image": base64.b64encode(image.tobytes()).decode("ascii")}
+                 for i, image in zip(page, images)]
         return JSONResponse({"model": name, "total": m.total, "count": len(m), "correct": m.correct,
                              "matching": int(len(chosen)), "offset": offset, "items": items,
                              "confusion": m.confusion.tolist()})
@@ -259,12 +261,6 @@ def create_app(store: Store, allowed_hosts: Sequence[str] | None = None) -> Star
 def _rounded(a: np.ndarray) -> list[float]:
     """Pixels for the page, to 4 decimals (keeps the JSON small)."""
     return [round(float(v), 4) for v in np.asarray(a).reshape(-1)]
-
-
-def _image_bytes(image: np.ndarray) -> str:
-    """784 ink values as base64 bytes (value * 256, as MNIST stores them),
-    for the page to paint on a canvas."""
-    return base64.b64encode(np.clip(np.round(image * 256), 0, 255).astype(np.uint8).tobytes()).decode("ascii")
 
 
 def _finite(data: dict) -> dict:
