@@ -192,7 +192,7 @@ def test_a_535_byte_npz_claiming_a_huge_layer_builds_nothing(tmp_path, good):
 def test_a_description_beyond_memory_is_refused_with_the_figures(tmp_path, good, monkeypatch):
     arrays, config = good
     path = _npz(tmp_path / "model.npz", arrays, config)
-    monkeypatch.setattr(nndl.io, "available_memory", lambda: 1000)
+    monkeypatch.setattr(nndl.memory, "available_memory", lambda: 1000)
     # 53 float64 parameters and their gradients: 2 * 8 * 53 = 848 B, plus two float64
     # draws of the largest array (5x6): 16 * 30 = 480 B; the stored arrays: four
     # 128-byte .npy headers and 8 * 53 = 424 B of data = 936 B. In all 2,264 B.

@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import activations, costs, initializers
 from .errors import ConfigError, NNDLError
@@ -334,11 +334,17 @@ def _check_output_file(path: Path, option: str, suffixes: Sequence[str] | None =
                        parents: bool = False) -> Path:
     """Refuse, before any training, an output path that cannot be written
     (:func:`nndl.fileio.check_writable`); the message says which option."""
-    from .errors import OutputError
     from .fileio import check_writable
 
+    return _option_error(option, lambda: check_writable(path, suffixes, what=option, parents=parents))
+
+
+def _option_error(option: str, check: Callable[[], Path]) -> Path:
+    """``check()``, its OutputError as a ConfigError that names ``option``."""
+    from .errors import OutputError
+
     try:
-        return check_writable(path, suffixes, what=option, parents=parents)
+        return check()
     except OutputError as e:
         message = str(e)
         raise ConfigError(message if message.startswith(option) else f"{option}: {message}") from None
@@ -370,15 +376,10 @@ def _check_checkpoint_folder(folder: Path, option: str, *, resumed_from: Path | 
 def _check_outputs(save, history, checkpoint, network, *, resumed_from=None,
                    checkpoint_option: str = "--checkpoint") -> None:
     """Every output path checked before the data is read and training starts."""
-    from .io import MODEL_SUFFIXES, check_book_format
+    from .io import check_save_path
 
     if save is not None:
-        _check_output_file(save, "--save", MODEL_SUFFIXES)
-        if save.suffix.lower() == ".json":
-            try:
-                check_book_format(network)
-            except ConfigError as e:
-                raise ConfigError(f"--save {save}: {e}") from None
+        _option_error("--save", lambda: check_save_path(save, network, what="--save", parents=False))
     if history is not None:
         _check_output_file(history, "--history")
     if save is not None and history is not None and save.resolve() == history.resolve():

@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ConfigError, ModelFileError, NNDLError, path_arg, shape_tuple
 from .fileio import atomic_write, atomic_write_text, check_writable
 from .layers import Dense, from_config
-from .memory import available_memory, format_bytes, network_bytes, param_shapes, parameter_count
+from .memory import format_bytes, network_bytes, param_shapes, parameter_count, require_memory
 from .network import Network
 
 FORMAT_VERSION = 1
@@ -105,17 +105,10 @@ def load(path) -> Network:
         raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
 
 
-def _need_memory(needed: int, what: str) -> None:
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ModelFileError(f"{what} needs about {format_bytes(needed)} of memory, but only "
-                             f"{format_bytes(available)} is available")
-
-
 def _load_json(f, size: int) -> Network:
     # Parsed, each number becomes a Python float in a list: about twice the
     # text, which must stay in memory alongside.
-    _need_memory(4 * size, f"reading this {format_bytes(size)} JSON file")
+    require_memory(4 * size, f"reading this {format_bytes(size)} JSON file", error=ModelFileError)
     raw = f.read()
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -243,8 +236,9 @@ def _load_npz(f) -> Network:
                         raise ModelFileError(f"layer {i} parameter {k!r}: stored as {dt}, not as floats")
                     headers[(i, k)] = info
             stored = sum(info.file_size for info in headers.values())
-            _need_memory(network_bytes(layers, input_shape, dtype) + stored,
-                         f"loading this network ({parameter_count(layers, input_shape):,} parameters)")
+            require_memory(network_bytes(layers, input_shape, dtype) + stored,
+                           f"loading this network ({parameter_count(layers, input_shape):,} parameters)",
+                           error=ModelFileError)
         net = Network(layers, config["cost"], input_shape=input_shape, rng=0, dtype=dtype)
         params = []
         for i, layer in enumerate(net.layers):
@@ -276,17 +270,19 @@ def check_book_format(network: Network) -> None:
             raise ConfigError("the book's format stores only sigmoid Dense layers; save in the nndl format (.npz)")
 
 
-def check_save_path(path, network: Network | None = None, *, what: str = "model file") -> Path:
+def check_save_path(path, network: Network | None = None, *, what: str = "model file",
+                    parents: bool = True) -> Path:
     """Check, before a long run, that :func:`save` will be able to write
     ``network`` to ``path``: its extension is ``.npz`` or ``.json``, its folder
     exists and is writable (see :func:`nndl.fileio.check_writable`), and for
-    ``.json`` the book's format can hold the network.
+    ``.json`` the book's format can hold the network. ``parents``: as for
+    :func:`~nndl.fileio.check_writable`.
 
     Raises:
         OutputError: a bad path. ConfigError: a network the book's format
             cannot hold, for a ``.json`` name.
     """
-    path = check_writable(path, MODEL_SUFFIXES, what=what)
+    path = check_writable(path, MODEL_SUFFIXES, what=what, parents=parents)
     if network is not None and path.suffix.lower() == ".json":
         try:
             check_book_format(network)

@@ -39,7 +39,7 @@ from .layers.reshape import Flatten, Reshape
 
 __all__ = ["available_memory", "param_shapes", "parameter_count", "network_bytes",
            "check_network_memory", "estimate_training_memory", "check_training_memory",
-           "format_bytes", "EVAL_CHUNK"]
+           "format_bytes", "require_memory", "multiply_adds", "EVAL_CHUNK"]
 
 #: Examples per evaluation chunk (``Network.feedforward``'s default batch).
 EVAL_CHUNK = 1000
@@ -203,9 +203,14 @@ def network_bytes(layers: Sequence[Layer], input_shape, dtype) -> int:
     return 2 * itemsize * sum(sizes) + 16 * max(sizes, default=0)
 
 
-def _refuse(what: str, needed: int, available: int, hint: str) -> ConfigError:
-    return ConfigError(f"{what} needs about {format_bytes(needed)} of memory, but only "
-                       f"{format_bytes(available)} is available; {hint}")
+def require_memory(needed: int, what: str, *, hint: str | None = None, error: type = ConfigError) -> None:
+    """Raise ``error`` ("``what`` needs about ... of memory, but only ... is
+    available; ``hint``") if ``needed`` bytes are more than is available now
+    (nothing when that cannot be told)."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise error(f"{what} needs about {format_bytes(needed)} of memory, but only "
+                    f"{format_bytes(available)} is available" + (f"; {hint}" if hint else ""))
 
 
 def check_network_memory(layers: Sequence[Layer], input_shape, dtype) -> int:
@@ -283,8 +288,6 @@ def check_training_memory(network, batch_size: int, *, momentum: bool = False,
     exceeds the available memory; else return the estimate in bytes."""
     needed = estimate_training_memory(network, batch_size, momentum=momentum,
                                       input_shape=input_shape, dtype=dtype)
-    available = available_memory()
-    if available is not None and needed > available:
-        raise _refuse(f"training with mini-batches of {int(batch_size):,} examples", needed, available,
-                      "use a smaller mini-batch size or a smaller network")
+    require_memory(needed, f"training with mini-batches of {int(batch_size):,} examples",
+                   hint="use a smaller mini-batch size or a smaller network")
     return needed

@@ -46,17 +46,24 @@ def mnist(data_dir=None):
 
     Raises DataError naming the worker and the files it lacks."""
     from ..data import load_mnist, resolve_data_dir
-    from ..data.download import how_to_get, missing_files
+    from ..data.download import how_to_get
 
     folder = resolve_data_dir(data_dir)
     with _DATA_LOCK:
         if str(folder) not in _DATA:
-            missing = missing_files(folder)
-            if missing and not (folder / "mnist.pkl.gz").is_file():
+            missing = _missing(folder)
+            if missing:
                 raise DataError(f"worker {where()} has no MNIST: {', '.join(f'{n}.gz' for n in missing)} "
                                 f"missing from {folder}. On that machine, {how_to_get(folder, missing)}")
             _DATA[str(folder)] = load_mnist(folder, download=False, progress=False)
         return _DATA[str(folder)]
+
+
+def _missing(folder) -> list[str]:
+    """The MNIST files ``folder`` lacks (none if it holds the book's pickle)."""
+    from ..data.download import BOOK_PICKLE, missing_files
+
+    return [] if (folder / BOOK_PICKLE).is_file() else missing_files(folder)
 
 
 def worker_info(data_dir=None) -> dict:
@@ -64,10 +71,9 @@ def worker_info(data_dir=None) -> dict:
     version, the MNIST folder and the files missing there."""
     from .. import __version__
     from ..data import resolve_data_dir
-    from ..data.download import missing_files
 
     folder = resolve_data_dir(data_dir)
-    missing = [] if (folder / "mnist.pkl.gz").is_file() else missing_files(folder)
+    missing = _missing(folder)
     return {"nndl": __version__, "folder": str(folder), "missing": [f"{n}.gz" for n in missing],
             "host": platform.node(), "pid": os.getpid()}
 
